@@ -1,0 +1,729 @@
+// The settings table and everything it drives: the TOML parser and validators, the built-in
+// defaults, --print-defaults and the rampart.toml(5) man page. parse() does no I/O; load() is the
+// only function here that touches the file system. toml++ exceptions stop in this file.
+#include "config/config.hpp"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+
+namespace rampart::config {
+
+namespace {
+
+// The one declaration of every setting: {table, key, type, default as TOML, help, check}.
+// Help is shown by --print-defaults and the man page: lower-case, no trailing period.
+// One line per setting keeps adding one a one-line change, so clang-format leaves the table alone.
+// clang-format off
+constexpr Setting settings_table[] = {
+    {"store", "url", Type::String, R"("sqlite:///var/lib/rampart/rampart.db")", "where the rule tables and counters live: sqlite:///path (one host) or postgresql://... (shared by several MTA hosts)", Check::StoreUrl},
+    {"store", "connect_timeout", Type::Duration, R"("5s")", "how long to wait for the store to accept a connection before giving up with a temporary failure", Check::Positive},
+    {"store", "busy_timeout", Type::Duration, R"("5s")", "how long SQLite waits for another process's lock before giving up with a temporary failure (0s: do not wait)", Check::None},
+    {"milter", "listen", Type::String, R"("unix:/var/spool/postfix/rampart/milter.sock")", "where rampart-milter listens, in libmilter notation: inet:PORT@HOST, inet6:PORT@HOST or unix:/path (matches smtpd_milters)", Check::MilterListen},
+    {"milter", "log_level", Type::String, R"("info")", "least severe log level written: error, warning, info or debug", Check::LogLevel},
+    {"milter", "rules_poll_interval", Type::Duration, R"("10s")", "how often the store's rules_version is checked for a rule change to reload", Check::Positive},
+    {"policyd", "listen", Type::StringList, R"(["unix:/var/spool/postfix/rampart/policy.sock"])", "where rampart-policyd listens, in Postfix notation: inet:HOST:PORT or unix:/path (matches check_policy_service)", Check::PolicydListen},
+    {"policyd", "log_level", Type::String, R"("info")", "least severe log level written: error, warning, info or debug", Check::LogLevel},
+    {"policyd", "idle_timeout", Type::Duration, R"("300s")", "how long a policy connection may stay idle before it is closed", Check::Positive},
+    {"policyd", "rules_poll_interval", Type::Duration, R"("10s")", "how often the store's rules_version is checked for a rule change to reload", Check::Positive},
+    {"sidecar", "rules_dir", Type::String, R"("/usr/share/rampart/rules")", "directory of the shipped default rule data that the rampart command applies into the store", Check::NonEmpty},
+    {"sidecar", "log_level", Type::String, R"("info")", "least severe log level written: error, warning, info or debug", Check::LogLevel},
+};
+// clang-format on
+
+// A problem found while walking the document; reported in file order.
+struct Problem {
+  std::uint32_t line = 0;
+  std::uint32_t column = 0;
+  std::string text;
+};
+
+std::size_t index_of(const Setting* s) { return static_cast<std::size_t>(s - settings().data()); }
+
+// Distinct table names in declaration order.
+std::vector<std::string_view> table_names() {
+  std::vector<std::string_view> out;
+  for (const auto& s : settings()) {
+    if (std::find(out.begin(), out.end(), s.table) == out.end()) out.push_back(s.table);
+  }
+  return out;
+}
+
+// Optimal string alignment distance (Levenshtein plus adjacent transposition), ASCII
+// case-insensitive: "listn", "lsiten" and "LISTEN" are all close to "listen".
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  const auto lower = [](char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  };
+  const std::size_t n = a.size();
+  const std::size_t m = b.size();
+  std::vector<std::size_t> prev2(m + 1), prev(m + 1), cur(m + 1);
+  for (std::size_t j = 0; j <= m; ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= n; ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= m; ++j) {
+      const std::size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
+      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) &&
+          lower(a[i - 2]) == lower(b[j - 1])) {
+        cur[j] = std::min(cur[j], prev2[j - 2] + 1);
+      }
+    }
+    std::swap(prev2, prev);
+    std::swap(prev, cur);
+  }
+  return prev[m];
+}
+
+// The closest candidate within edit distance 2, first declared on a tie; empty if none.
+std::string_view closest(std::string_view word, const std::vector<std::string_view>& candidates) {
+  constexpr std::size_t max_distance = 2;
+  std::string_view best;
+  std::size_t best_distance = max_distance + 1;
+  for (const auto c : candidates) {
+    // Cheap bound first: the distance is at least the length difference.
+    const std::size_t diff =
+        c.size() > word.size() ? c.size() - word.size() : word.size() - c.size();
+    if (diff > max_distance) continue;
+    const std::size_t d = edit_distance(word, c);
+    if (d < best_distance) {
+      best = c;
+      best_distance = d;
+    }
+  }
+  return best;
+}
+
+std::string_view describe_node(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::none: return "nothing";
+    case toml::node_type::table: return "table";
+    case toml::node_type::array: return "array";
+    case toml::node_type::string: return "string";
+    case toml::node_type::integer: return "integer";
+    case toml::node_type::floating_point: return "floating-point number";
+    case toml::node_type::boolean: return "boolean";
+    case toml::node_type::date: return "date";
+    case toml::node_type::time: return "time";
+    case toml::node_type::date_time: return "date-time";
+  }
+  return "value";
+}
+
+// What a value of this type looks like, for "expected ..., got ..." messages.
+std::string_view expectation(Type t) {
+  switch (t) {
+    case Type::String: return "a string";
+    case Type::Integer: return "an integer";
+    case Type::Boolean: return "a boolean";
+    case Type::Duration: return R"(a duration string such as "300s")";
+    case Type::StringList: return "a list of strings";
+  }
+  return "a value";
+}
+
+// ---- value checks: each returns an error text, or nothing when the value is fine ----
+
+std::optional<std::string> check_port(std::string_view port) {
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return fmt::format("port {:?} is not a number from 0 to 65535", port);
+  }
+  unsigned value = 0;
+  for (const char c : port) value = value * 10 + static_cast<unsigned>(c - '0');
+  if (value > 65535) return fmt::format("port {:?} is not a number from 0 to 65535", port);
+  return std::nullopt;
+}
+
+// Host names, IPv4 and IPv6 literals (with an optional %zone): a deliberately small alphabet.
+std::optional<std::string> check_host(std::string_view host) {
+  if (host.empty()) return std::string("missing host");
+  const auto ok = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_' || c == ':' || c == '%';
+  };
+  if (!std::all_of(host.begin(), host.end(), ok)) return fmt::format("bad host {:?}", host);
+  return std::nullopt;
+}
+
+std::optional<std::string> check_unix_path(std::string_view path) {
+  // sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
+  constexpr std::size_t max_path = 107;
+  if (path.size() < 2 || path.front() != '/') {
+    return fmt::format("socket path {:?} is not absolute", path);
+  }
+  if (path.size() > max_path) {
+    return fmt::format("socket path is longer than {} bytes", max_path);
+  }
+  if (std::any_of(path.begin(), path.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    return std::string("socket path contains a control character");
+  }
+  return std::nullopt;
+}
+
+// libmilter's smfi_setconn() notation, as in Postfix's smtpd_milters.
+std::optional<std::string> check_milter_listen(std::string_view v) {
+  if (v.starts_with("unix:")) return check_unix_path(v.substr(5));
+  std::string_view rest;
+  if (v.starts_with("inet:")) {
+    rest = v.substr(5);
+  } else if (v.starts_with("inet6:")) {
+    rest = v.substr(6);
+  } else {
+    return std::string("expected inet:PORT@HOST, inet6:PORT@HOST or unix:/path");
+  }
+  const auto at = rest.find('@');
+  if (at == std::string_view::npos) return std::string("expected PORT@HOST after the inet prefix");
+  if (auto bad = check_port(rest.substr(0, at))) return bad;
+  return check_host(rest.substr(at + 1));
+}
+
+// Postfix's notation for check_policy_service (SMTPD_POLICY_README): inet:HOST:PORT, IPv6 hosts
+// in brackets as in inet:[::1]:10040, or unix:/path.
+std::optional<std::string> check_policyd_listen(std::string_view v) {
+  if (v.starts_with("unix:")) return check_unix_path(v.substr(5));
+  if (!v.starts_with("inet:")) return std::string("expected inet:HOST:PORT or unix:/path");
+  const std::string_view rest = v.substr(5);
+  const auto colon = rest.rfind(':');
+  if (colon == std::string_view::npos) return std::string("expected HOST:PORT after inet:");
+  std::string_view host = rest.substr(0, colon);
+  if (auto bad = check_port(rest.substr(colon + 1))) return bad;
+  if (host.starts_with('[')) {
+    if (host.size() < 3 || !host.ends_with(']')) return fmt::format("bad host {:?}", host);
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return std::string("an IPv6 host needs brackets, as in inet:[::1]:10040");
+  }
+  return check_host(host);
+}
+
+// The reason value fails s.check, or nothing. value holds the alternative for s.type.
+std::optional<std::string> check_value(const Setting& s, const Config::Value& value) {
+  switch (s.check) {
+    case Check::None: return std::nullopt;
+    case Check::NonEmpty:
+      if (const auto* v = std::get_if<std::string>(&value); v != nullptr && v->empty()) {
+        return std::string("must not be empty");
+      }
+      return std::nullopt;
+    case Check::Positive:
+      if (const auto* d = std::get_if<std::chrono::milliseconds>(&value);
+          d != nullptr && d->count() <= 0) {
+        return std::string("must be greater than zero");
+      }
+      if (const auto* i = std::get_if<std::int64_t>(&value); i != nullptr && *i <= 0) {
+        return fmt::format("{} must be greater than zero", *i);
+      }
+      return std::nullopt;
+    case Check::LogLevel: {
+      const auto* v = std::get_if<std::string>(&value);
+      if (v == nullptr) return std::nullopt;
+      if (*v == "error" || *v == "warning" || *v == "info" || *v == "debug") return std::nullopt;
+      return fmt::format("bad log level {:?}: expected error, warning, info or debug", *v);
+    }
+    case Check::StoreUrl: {
+      const auto* v = std::get_if<std::string>(&value);
+      if (v == nullptr) return std::nullopt;
+      if (v->starts_with("postgresql://") || v->starts_with("postgres://")) return std::nullopt;
+      if (v->starts_with("sqlite://") && v->size() > 9) return std::nullopt;
+      return fmt::format(
+          "bad url {:?}: expected sqlite:///path, postgresql://... or postgres://...", *v);
+    }
+    case Check::MilterListen: {
+      const auto* v = std::get_if<std::string>(&value);
+      if (v == nullptr) return std::nullopt;
+      if (auto why = check_milter_listen(*v)) return fmt::format("bad endpoint {:?}: {}", *v, *why);
+      return std::nullopt;
+    }
+    case Check::PolicydListen: {
+      const auto* v = std::get_if<std::vector<std::string>>(&value);
+      if (v == nullptr) return std::nullopt;
+      if (v->empty()) return std::string("must list at least one endpoint");
+      for (const auto& e : *v) {
+        if (auto why = check_policyd_listen(e))
+          return fmt::format("bad endpoint {:?}: {}", e, *why);
+      }
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+// Converts one TOML node to the setting's type and checks it. On failure, a Problem whose text
+// lacks the "[table] key: " prefix (the caller adds it) and whose line is the closest node's.
+tl::expected<Config::Value, Problem> convert(const Setting& s, const toml::node& node) {
+  const auto where = [](const toml::node& n) {
+    return std::pair{n.source().begin.line, n.source().begin.column};
+  };
+  const auto problem = [&](const toml::node& n, std::string text) {
+    auto [line, column] = where(n);
+    return tl::unexpected(Problem{line, column, std::move(text)});
+  };
+  const auto wrong_type = [&](const toml::node& n) {
+    return problem(
+        n, fmt::format("expected {}, got {}", expectation(s.type), describe_node(n.type())));
+  };
+
+  Config::Value value;
+  switch (s.type) {
+    case Type::String:
+      if (const auto* v = node.as_string()) {
+        value = v->get();
+      } else {
+        return wrong_type(node);
+      }
+      break;
+    case Type::Integer:
+      if (const auto* v = node.as_integer()) {
+        value = v->get();
+      } else {
+        return wrong_type(node);
+      }
+      break;
+    case Type::Boolean:
+      if (const auto* v = node.as_boolean()) {
+        value = v->get();
+      } else {
+        return wrong_type(node);
+      }
+      break;
+    case Type::Duration: {
+      const auto* v = node.as_string();
+      if (v == nullptr) return wrong_type(node);
+      auto d = parse_duration(v->get());
+      if (!d) return problem(node, std::move(d.error().what));
+      value = *d;
+      break;
+    }
+    case Type::StringList: {
+      const auto* arr = node.as_array();
+      if (arr == nullptr) return wrong_type(node);
+      std::vector<std::string> items;
+      items.reserve(arr->size());
+      for (std::size_t i = 0; i < arr->size(); ++i) {
+        const auto* item = (*arr)[i].as_string();
+        if (item == nullptr) {
+          return problem((*arr)[i], fmt::format("element {}: expected a string, got {}", i + 1,
+                                                describe_node((*arr)[i].type())));
+        }
+        items.push_back(item->get());
+      }
+      value = std::move(items);
+      break;
+    }
+  }
+  if (auto why = check_value(s, value)) {
+    // A duration's value no longer holds the operator's text: quote it from the node.
+    if (s.type == Type::Duration) {
+      *why = fmt::format("bad duration {:?}: {}", node.as_string()->get(), *why);
+    }
+    return problem(node, std::move(*why));
+  }
+  return value;
+}
+
+}  // namespace
+
+// Fills a Config; the friend of Config that parse() and defaults() go through.
+struct Builder {
+  static Config empty(std::string source) {
+    Config c;
+    c.source_ = std::move(source);
+    c.values_.resize(settings().size());
+    c.given_.assign(settings().size(), false);
+    return c;
+  }
+  static void set(Config& c, std::size_t i, Config::Value v, bool given) {
+    c.values_[i] = std::move(v);
+    c.given_[i] = given;
+  }
+  static void rename(Config& c, std::string source) { c.source_ = std::move(source); }
+};
+
+namespace {
+
+// Whether a Check can apply to a Type; a mismatch in the table would skip validation silently.
+bool check_fits(Check check, Type type) {
+  switch (check) {
+    case Check::None: return true;
+    case Check::NonEmpty:
+    case Check::LogLevel:
+    case Check::StoreUrl:
+    case Check::MilterListen: return type == Type::String;
+    case Check::Positive: return type == Type::Duration || type == Type::Integer;
+    case Check::PolicydListen: return type == Type::StringList;
+  }
+  return false;
+}
+
+Result<Config> build_defaults() {
+  Config c = Builder::empty("(defaults)");
+  for (const auto& s : settings()) {
+    if (!check_fits(s.check, s.type)) {
+      return fail(Errc::Internal,
+                  fmt::format("built-in setting [{}] {}: its check does not fit a {}", s.table,
+                              s.key, describe(s.type)));
+    }
+    const std::string doc = fmt::format("v = {}", s.default_toml);
+    try {
+      const toml::table root = toml::parse(std::string_view(doc), std::string_view("(defaults)"));
+      const toml::node* node = root.get("v");
+      if (node == nullptr) {
+        return fail(Errc::Internal,
+                    fmt::format("built-in default [{}] {}: no value", s.table, s.key));
+      }
+      auto v = convert(s, *node);
+      if (!v) {
+        return fail(Errc::Internal,
+                    fmt::format("built-in default [{}] {}: {}", s.table, s.key, v.error().text));
+      }
+      Builder::set(c, index_of(&s), std::move(*v), false);
+    } catch (const toml::parse_error& e) {
+      return fail(Errc::Internal, fmt::format("built-in default [{}] {}: {:?}: {}", s.table, s.key,
+                                              s.default_toml, e.description()));
+    }
+  }
+  return c;
+}
+
+// Roff text: escape backslashes and make hyphens copyable (groff_man(7)).
+std::string roff(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '\\') {
+      out += "\\e";
+    } else if (c == '-') {
+      out += "\\-";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Splits text into lines of at most width characters at spaces (longer words stay whole).
+std::vector<std::string_view> wrap(std::string_view text, std::size_t width) {
+  std::vector<std::string_view> lines;
+  while (text.size() > width) {
+    auto cut = text.rfind(' ', width);
+    if (cut == std::string_view::npos || cut == 0) cut = text.find(' ');
+    if (cut == std::string_view::npos) break;
+    lines.push_back(text.substr(0, cut));
+    text.remove_prefix(cut + 1);
+  }
+  if (!text.empty()) lines.push_back(text);
+  return lines;
+}
+
+}  // namespace
+
+std::span<const Setting> settings() { return settings_table; }
+
+const Setting* find_setting(std::string_view table, std::string_view key) {
+  for (const auto& s : settings()) {
+    if (s.table == table && s.key == key) return &s;
+  }
+  return nullptr;
+}
+
+std::string describe(Type type) {
+  switch (type) {
+    case Type::String: return "string";
+    case Type::Integer: return "integer";
+    case Type::Boolean: return "boolean";
+    case Type::Duration: return "duration";
+    case Type::StringList: return "list of strings";
+  }
+  return "unknown";
+}
+
+Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  const auto bad = [&] {
+    return fail(
+        Errc::Config,
+        fmt::format("bad duration {:?}: expected a number followed by ms, s, m, h or d", text));
+  };
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return bad();
+  const std::string_view unit = text.substr(digits);
+  std::int64_t scale = 0;
+  if (unit == "ms") {
+    scale = 1;
+  } else if (unit == "s") {
+    scale = 1000;
+  } else if (unit == "m") {
+    scale = 60 * 1000;
+  } else if (unit == "h") {
+    scale = 60 * 60 * 1000;
+  } else if (unit == "d") {
+    scale = 24 * 60 * 60 * 1000;
+  } else {
+    return bad();
+  }
+  constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max();
+  std::int64_t n = 0;
+  for (std::size_t i = 0; i < digits; ++i) {
+    const std::int64_t d = text[i] - '0';
+    if (n > (max - d) / 10)
+      return fail(Errc::Config, fmt::format("bad duration {:?}: too long", text));
+    n = n * 10 + d;
+  }
+  if (n > max / scale) return fail(Errc::Config, fmt::format("bad duration {:?}: too long", text));
+  return std::chrono::milliseconds(n * scale);
+}
+
+Result<Config> defaults() {
+  // Built once: the table is constant, and parse() starts every Config from these values.
+  static const Result<Config> cached = build_defaults();
+  return cached;
+}
+
+Result<Config> parse(std::string_view toml_text, std::string_view file_name) {
+  auto base = defaults();
+  if (!base) return base;
+  Config cfg = std::move(*base);
+  Builder::rename(cfg, std::string(file_name));
+
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, file_name);
+  } catch (const toml::parse_error& e) {
+    const auto& at = e.source().begin;
+    return fail(Errc::Config,
+                fmt::format("{}:{}:{}: {}", file_name, at.line, at.column, e.description()));
+  }
+
+  std::vector<Problem> problems;
+  const auto add = [&](const toml::source_region& at, std::string text) {
+    problems.push_back(Problem{at.begin.line, at.begin.column, std::move(text)});
+  };
+  // A key's own position when toml++ kept one, else its value's.
+  const auto position = [](const toml::key& k, const toml::node& n) -> const toml::source_region& {
+    return k.source().begin.line != 0 ? k.source() : n.source();
+  };
+  const auto tables = table_names();
+
+  for (const auto& [name, node] : root) {
+    const std::string_view table = name.str();
+    if (std::find(tables.begin(), tables.end(), table) == tables.end()) {
+      if (node.is_table()) {
+        const auto near = closest(table, tables);
+        add(position(name, node),
+            near.empty() ? fmt::format("unknown table {:?}", table)
+                         : fmt::format("unknown table {:?} (did you mean {:?}?)", table, near));
+      } else {
+        // A setting above the first [table] header: point at the table that has this key.
+        std::string hint;
+        for (const auto t : tables) {
+          if (find_setting(t, table) != nullptr) {
+            hint = fmt::format(" (it belongs under [{}])", t);
+            break;
+          }
+        }
+        add(position(name, node), fmt::format("unknown key {:?} outside any table{}", table, hint));
+      }
+      continue;
+    }
+    const auto* tbl = node.as_table();
+    if (tbl == nullptr) {
+      add(position(name, node),
+          fmt::format("[{}]: expected a table, got {}", table, describe_node(node.type())));
+      continue;
+    }
+    for (const auto& [k, v] : *tbl) {
+      const std::string_view key = k.str();
+      const Setting* s = find_setting(table, key);
+      if (s == nullptr) {
+        std::vector<std::string_view> keys;
+        for (const auto& d : settings()) {
+          if (d.table == table) keys.push_back(d.key);
+        }
+        std::string hint;
+        if (const auto near = closest(key, keys); !near.empty()) {
+          hint = fmt::format(" (did you mean {:?}?)", near);
+        } else {
+          for (const auto t : tables) {
+            if (find_setting(t, key) != nullptr) {
+              hint = fmt::format(" (did you mean [{}] {}?)", t, key);
+              break;
+            }
+          }
+        }
+        add(position(k, v), fmt::format("[{}]: unknown key {:?}{}", table, key, hint));
+        continue;
+      }
+      auto value = convert(*s, v);
+      if (!value) {
+        auto p = std::move(value.error());
+        p.text = fmt::format("[{}] {}: {}", table, key, p.text);
+        problems.push_back(std::move(p));
+        continue;
+      }
+      Builder::set(cfg, index_of(s), std::move(*value), true);
+    }
+  }
+
+  if (problems.empty()) return cfg;
+  // toml::table iterates in key order; report the first problem in file order.
+  std::stable_sort(problems.begin(), problems.end(), [](const Problem& a, const Problem& b) {
+    return std::pair{a.line, a.column} < std::pair{b.line, b.column};
+  });
+  const auto& first = problems.front();
+  std::string more;
+  if (problems.size() == 2) more = " (and 1 more problem)";
+  if (problems.size() > 2) more = fmt::format(" (and {} more problems)", problems.size() - 1);
+  return fail(Errc::Config, fmt::format("{}:{}: {}{}", file_name, first.line, first.text, more));
+}
+
+Result<Config> load(const std::string& path, bool path_was_given) {
+  const auto cannot_read = [&](int err) {
+    return fail(Errc::Config,
+                fmt::format("cannot read {:?}: {}", path, std::generic_category().message(err)));
+  };
+  errno = 0;
+  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                             &std::fclose);
+  if (!file) {
+    const int err = errno;
+    // A fresh install has no file: the default path may be absent, a named one may not.
+    if (!path_was_given && err == ENOENT) return defaults();
+    return cannot_read(err);
+  }
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    const std::size_t n = std::fread(buf, 1, sizeof buf, file.get());
+    text.append(buf, n);
+    if (n < sizeof buf) break;
+  }
+  if (std::ferror(file.get()) != 0) return cannot_read(errno != 0 ? errno : EIO);
+  return parse(text, path);
+}
+
+std::string print_defaults() {
+  constexpr std::size_t width = 78;
+  std::string out =
+      "# rampart.toml: every setting with its built-in default (--print-defaults).\n"
+      "# Copy the settings you change into /etc/rampart/rampart.toml; unknown tables and keys\n"
+      "# are errors. Durations take a unit: 250ms, 300s, 5m, 1h, 1d.\n";
+  for (const auto table : table_names()) {
+    out += fmt::format("\n[{}]\n", table);
+    for (const auto& s : settings()) {
+      if (s.table != table) continue;
+      out += '\n';
+      for (const auto line : wrap(s.help, width)) out += fmt::format("# {}\n", line);
+      out += fmt::format("{} = {}\n", s.key, s.default_toml);
+    }
+  }
+  return out;
+}
+
+std::string man_page(std::string_view version) {
+  std::string out = fmt::format(
+      ".TH RAMPART.TOML 5 \"\" \"rampart {}\" \"File Formats\"\n"
+      ".SH NAME\n"
+      "rampart.toml \\- host configuration for rampart\\-milter, rampart\\-policyd and rampart\n"
+      ".SH SYNOPSIS\n"
+      "{}\n"
+      ".SH DESCRIPTION\n"
+      "One TOML file per host holds the settings of every rampart program, one table per program\n"
+      "plus [store]. Every program reads it, or the file named with \\fB\\-\\-config\\fR FILE, "
+      "and\n"
+      "checks it with \\fB\\-\\-check\\-config\\fR. Unknown tables and keys are errors. When the\n"
+      "default file does not exist, every setting takes its default.\n"
+      ".PP\n"
+      "Durations are strings of digits and one unit: ms, s, m, h or d, as in \"300s\".\n"
+      "\\fB\\-\\-print\\-defaults\\fR prints every setting with its default as TOML.\n"
+      ".SH SETTINGS\n",
+      roff(version), roff(default_path));
+  for (const auto table : table_names()) {
+    out += fmt::format(".SS [{}]\n", roff(table));
+    for (const auto& s : settings()) {
+      if (s.table != table) continue;
+      out += fmt::format(".TP\n.B {}\n\\&{}, default {}.\n.br\n\\&{}.\n", roff(s.key),
+                         roff(describe(s.type)), roff(s.default_toml), roff(s.help));
+    }
+  }
+  out += ".SH SEE ALSO\n.BR postconf (5),\n.BR postconf (1)\n";
+  return out;
+}
+
+// ---- Config ----
+
+std::size_t Config::index(std::string_view table, std::string_view key, Type want) const {
+  const Setting* s = find_setting(table, key);
+  if (s == nullptr) {
+    throw std::logic_error(fmt::format("config: [{}] {} is not a declared setting", table, key));
+  }
+  if (s->type != want) {
+    throw std::logic_error(fmt::format("config: [{}] {} is a {}, not a {}", table, key,
+                                       describe(s->type), describe(want)));
+  }
+  const std::size_t i = index_of(s);
+  if (i >= values_.size()) throw std::logic_error("config: used before it was built");
+  return i;
+}
+
+const std::string& Config::string(std::string_view table, std::string_view key) const {
+  return std::get<std::string>(values_[index(table, key, Type::String)]);
+}
+
+std::int64_t Config::integer(std::string_view table, std::string_view key) const {
+  return std::get<std::int64_t>(values_[index(table, key, Type::Integer)]);
+}
+
+bool Config::boolean(std::string_view table, std::string_view key) const {
+  return std::get<bool>(values_[index(table, key, Type::Boolean)]);
+}
+
+std::chrono::milliseconds Config::duration(std::string_view table, std::string_view key) const {
+  return std::get<std::chrono::milliseconds>(values_[index(table, key, Type::Duration)]);
+}
+
+const std::vector<std::string>& Config::list(std::string_view table, std::string_view key) const {
+  return std::get<std::vector<std::string>>(values_[index(table, key, Type::StringList)]);
+}
+
+bool Config::is_set(std::string_view table, std::string_view key) const {
+  const Setting* s = find_setting(table, key);
+  if (s == nullptr) {
+    throw std::logic_error(fmt::format("config: [{}] {} is not a declared setting", table, key));
+  }
+  return given_[index(table, key, s->type)];
+}
+
+Result<void> Config::set_string(std::string_view table, std::string_view key, std::string value) {
+  const std::size_t i = index(table, key, Type::String);
+  Value v = std::move(value);
+  if (auto why = check_value(settings()[i], v)) {
+    return fail(Errc::Config, fmt::format("[{}] {}: {}", table, key, *why));
+  }
+  values_[i] = std::move(v);
+  given_[i] = true;
+  return {};
+}
+
+Result<void> Config::set_list(std::string_view table, std::string_view key,
+                              std::vector<std::string> value) {
+  const std::size_t i = index(table, key, Type::StringList);
+  Value v = std::move(value);
+  if (auto why = check_value(settings()[i], v)) {
+    return fail(Errc::Config, fmt::format("[{}] {}: {}", table, key, *why));
+  }
+  values_[i] = std::move(v);
+  given_[i] = true;
+  return {};
+}
+
+}  // namespace rampart::config

@@ -1,0 +1,152 @@
+// The rules language as data: what a rules file (or the store) says, before compilation.
+// Pure; no I/O. Field names follow DESIGN.md ("Rule tables: the one language"); the TOML reader
+// lives in common/rules, the compiled matchers in ruleset.hpp.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace rampart::core {
+
+// Where an entry came from, so every error and `rules list` can name file:line.
+struct Origin {
+  std::string file;  // rules file path, or "store" / "bounce" / "cli" for system entries
+  int line = 0;      // line of the [[table]] header; 0 when unknown
+  // Lines of individual keys within the entry, for errors that name a key.
+  std::vector<std::pair<std::string, int>> key_lines;
+
+  int line_of(std::string_view key) const;
+  std::string where() const;                      // "file:line" or "file"
+  std::string where(std::string_view key) const;  // "file:<line of key>"
+};
+
+enum class OverCap : std::uint8_t {
+  Defer,  // policyd answers DEFER_IF_PERMIT 4.7.1 naming the limit
+  Hold,   // policyd answers HOLD; `rampart release` drains as budget reopens
+};
+enum class Hygiene : std::uint8_t {
+  Warn,    // log + X-Rampart-Warning header
+  Refuse,  // refuse the message (5.x.x)
+};
+enum class WarmupCount : std::uint8_t {
+  Calendar,  // warm-up day = whole UTC days since start
+  SendDays,  // warm-up day = earlier days on which the stream reached min_daily accepted recipients
+};
+enum class ExclusionAction : std::uint8_t {
+  Reject,   // 5xx at RCPT naming the category
+  Hold,     // message to the hold queue (smfi_quarantine at end of message)
+  Discard,  // recipient silently dropped by Postfix (DISCARD), logged by rampart
+};
+
+std::string_view to_string(OverCap);
+std::string_view to_string(Hygiene);
+std::string_view to_string(WarmupCount);
+std::string_view to_string(ExclusionAction);
+std::optional<OverCap> parse_over_cap(std::string_view);
+std::optional<Hygiene> parse_hygiene(std::string_view);
+std::optional<WarmupCount> parse_warmup_count(std::string_view);
+std::optional<ExclusionAction> parse_exclusion_action(std::string_view);
+
+// A calendar date (UTC), days since 1970-01-01 internally.
+struct Date {
+  std::int32_t days = 0;
+  static std::optional<Date> parse(std::string_view yyyy_mm_dd);
+  std::string str() const;  // YYYY-MM-DD
+  friend bool operator==(Date, Date) = default;
+};
+
+struct Warmup {
+  Date start;
+  WarmupCount count = WarmupCount::SendDays;
+  std::string ramp;         // name of a [[ramp]]
+  std::int64_t min_daily = 50;  // send-days only: accepted recipients that make a day count
+  bool operator==(const Warmup&) const = default;
+};
+
+struct StreamSpec {
+  std::string name;                       // unique; the rule id
+  std::vector<std::int64_t> ports;        // smtpd ports ({daemon_port}, policy server_port)
+  std::vector<std::string> clients;       // client CIDRs (v4/v6)
+  std::vector<std::string> senders;       // "@domain" (and subdomains) or exact "user@domain"
+  std::vector<std::string> sasl_users;    // SASL login names ({auth_authen}, sasl_username)
+  std::string transport;                  // master.cf service the stream egresses through
+  std::string egress_ip;                  // the address that service binds
+  std::vector<std::string> from_domains;  // From: header domains allowed in this stream
+  std::optional<Warmup> warmup;
+  std::optional<std::int64_t> daily_ceiling;
+  OverCap over_cap = OverCap::Defer;
+  Hygiene hygiene = Hygiene::Warn;
+  Origin origin;
+  bool operator==(const StreamSpec& o) const;  // ignores origin
+};
+
+struct RampStep {
+  std::int64_t day = 0;     // warm-up day this step starts on
+  std::int64_t hourly = 0;  // accepted recipients per sliding hour
+  bool operator==(const RampStep&) const = default;
+};
+
+struct RampSpec {
+  std::string name;
+  std::vector<RampStep> steps;  // strictly increasing day, first day 0
+  Origin origin;
+  bool operator==(const RampSpec& o) const;
+};
+
+struct OperatorSpec {
+  std::string name;
+  std::vector<std::string> mx;  // ".suffix" = hosts under it; "host" = that host and hosts under it
+  Origin origin;
+  bool operator==(const OperatorSpec& o) const;
+};
+
+struct CapSpec {
+  std::string stream;
+  std::string op;  // operator name ("operator" in TOML)
+  std::int64_t daily = 0;                // 0 = gated out
+  std::optional<std::int64_t> until_day; // the cap stops applying at this warm-up day
+  Origin origin;
+  std::string id() const;  // "<stream>/<operator>"
+  bool operator==(const CapSpec& o) const;
+};
+
+struct ExclusionSpec {
+  std::string category;  // the rule id; same category merges across files
+  std::optional<ExclusionAction> action;          // unset: not given by any file (defaults to reject)
+  std::optional<std::vector<std::string>> streams;  // unset: not given; [] = no stream; "*" = all
+  std::optional<std::string> status;              // enhanced status for reject; unset: 5.7.1
+  std::vector<std::string> domains;
+  std::vector<std::string> addresses;
+  Origin origin;
+  ExclusionAction effective_action() const { return action.value_or(ExclusionAction::Reject); }
+  std::string_view effective_status() const { return status ? std::string_view(*status) : "5.7.1"; }
+  bool operator==(const ExclusionSpec& o) const;
+};
+
+// A whole rule set as written. Order is kept (it is the tie-break for stream resolution).
+struct RulesSpec {
+  std::vector<StreamSpec> streams;
+  std::vector<RampSpec> ramps;
+  std::vector<OperatorSpec> operators;
+  std::vector<CapSpec> caps;
+  std::vector<ExclusionSpec> exclusions;
+  bool operator==(const RulesSpec&) const = default;
+};
+
+// Adds `next` into `into` with the merge rules of DESIGN.md: exclusions with the same category
+// merge (domains/addresses add up, streams/action/status from the later entry that sets them);
+// any other duplicate name is an error naming both places.
+[[nodiscard]] Result<void> merge_into(RulesSpec& into, RulesSpec next);
+
+// Normalises and checks a whole rule set: names, references between tables, CIDRs, ramps, status
+// codes, addresses. Errors are Errc::Config and name file:line and the key. Normalises domains
+// (lower case, no trailing dot) and removes duplicate domains/addresses in place.
+[[nodiscard]] Result<void> validate(RulesSpec& spec);
+
+}  // namespace rampart::core

@@ -1,0 +1,52 @@
+// The narrow SQL connection the store logic is written against, once, for both engines.
+// Statements use $1, $2, ... placeholders (SQLite binds them by name, PostgreSQL natively).
+// Internal to common/store: nothing outside includes it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/result.hpp"
+#include "store/store.hpp"
+
+namespace rampart::store {
+
+using Value = std::variant<std::monostate, std::int64_t, std::string>;  // NULL, integer, text
+using Row = std::vector<Value>;
+
+class Sql {
+ public:
+  virtual ~Sql() = default;
+  virtual std::string_view dialect() const = 0;  // "sqlite" | "pgsql": picks the migration set
+  // Several statements, no parameters (migrations).
+  [[nodiscard]] virtual Result<void> exec_script(std::string_view sql) = 0;
+  // One statement; rows of a SELECT (or RETURNING), empty otherwise.
+  [[nodiscard]] virtual Result<std::vector<Row>> query(std::string_view sql, std::span<const Value> params = {}) = 0;
+  // A write transaction. SQLite takes the write lock up front (BEGIN IMMEDIATE); PostgreSQL
+  // additionally serialises rule writers with an advisory lock.
+  [[nodiscard]] virtual Result<void> begin() = 0;
+  [[nodiscard]] virtual Result<void> commit() = 0;
+  virtual void rollback() noexcept = 0;
+};
+
+std::int64_t as_int(const Value& v);   // integer, or text holding one; 0 for NULL
+std::string as_text(const Value& v);   // text, or an integer printed; "" for NULL
+bool is_null(const Value& v);
+
+[[nodiscard]] Result<std::unique_ptr<Sql>> open_sqlite(const std::string& path, const OpenOptions& options);
+[[nodiscard]] Result<std::unique_ptr<Sql>> open_pgsql(const std::string& url, const OpenOptions& options);
+
+// Migrations carried in the binary (generated from schema/<dialect>/NNNN_*.sql).
+struct Migration {
+  int version;
+  std::string_view name;
+  std::string_view sql;
+};
+std::span<const Migration> migrations(std::string_view dialect);
+
+}  // namespace rampart::store

@@ -1,0 +1,376 @@
+// The store logic, written once against sql.hpp: URL dispatch, migrations, and the rule tables
+// in and out. Each public method is one exception-free unit returning Errc (see store.hpp).
+#include "store/store.hpp"
+
+#include <chrono>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "store/sql.hpp"
+
+namespace rampart::store {
+
+std::int64_t as_int(const Value& v) {
+  if (const auto* n = std::get_if<std::int64_t>(&v)) return *n;
+  if (const auto* s = std::get_if<std::string>(&v)) {
+    try {
+      return std::stoll(*s);
+    } catch (...) {
+      return 0;
+    }
+  }
+  return 0;
+}
+std::string as_text(const Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return *s;
+  if (const auto* n = std::get_if<std::int64_t>(&v)) return std::to_string(*n);
+  return {};
+}
+bool is_null(const Value& v) { return std::holds_alternative<std::monostate>(v); }
+
+namespace {
+
+// Lists are stored newline-separated (rule validation forbids whitespace inside values).
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "\n" : "") + v[i];
+  return out;
+}
+std::string join(const std::vector<std::int64_t>& v) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "\n" : "") + std::to_string(v[i]);
+  return out;
+}
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < s.size()) {
+    auto nl = s.find('\n', start);
+    if (nl == std::string::npos) nl = s.size();
+    out.push_back(s.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return out;
+}
+
+std::string now_utc() {
+  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Value opt(const std::optional<std::int64_t>& v) { return v ? Value{*v} : Value{}; }
+Value opt(const std::optional<std::string>& v) { return v ? Value{*v} : Value{}; }
+
+// "file:line" as stored in `origin` columns, and back.
+core::Origin parse_origin(const std::string& s) {
+  core::Origin o;
+  const auto colon = s.rfind(':');
+  if (colon != std::string::npos && colon + 1 < s.size() &&
+      s.find_first_not_of("0123456789", colon + 1) == std::string::npos) {
+    o.file = s.substr(0, colon);
+    o.line = static_cast<int>(std::stol(s.substr(colon + 1)));
+  } else {
+    o.file = s;
+  }
+  return o;
+}
+
+#define RAMPART_TRY_Q(var, expr)                   \
+  auto var = (expr);                               \
+  if (!var) return tl::unexpected(var.error())
+
+class SqlStore final : public Store {
+ public:
+  explicit SqlStore(std::unique_ptr<Sql> sql) : sql_(std::move(sql)) {}
+
+  std::string_view engine() const override { return sql_->dialect() == "pgsql" ? "postgresql" : "sqlite"; }
+
+  Result<int> schema_version() override {
+    // The table may not exist yet: create it (idempotent, same SQL on both engines).
+    if (auto r = sql_->exec_script(kSchemaTable); !r) return tl::unexpected(r.error());
+    RAMPART_TRY_Q(rows, sql_->query("SELECT COALESCE(MAX(version), 0) FROM schema_version"));
+    return static_cast<int>(rows->empty() ? 0 : as_int(rows->front()[0]));
+  }
+
+  Result<int> migrate() override {
+    RAMPART_TRY_Q(current, schema_version());
+    int version = *current;
+    const int latest = latest_schema_version();
+    if (version > latest) return too_new(version);
+    for (const auto& m : migrations(sql_->dialect())) {
+      if (m.version <= version) continue;
+      if (auto r = sql_->begin(); !r) return tl::unexpected(r.error());
+      auto r = apply_migration(m);
+      if (!r) {
+        sql_->rollback();
+        return tl::unexpected(r.error());
+      }
+      if (*r) {
+        if (auto c = sql_->commit(); !c) return tl::unexpected(c.error());
+      } else {
+        sql_->rollback();  // another host applied it first
+      }
+      version = m.version;
+    }
+    return version;
+  }
+
+  Result<RulesVersion> rules_version() override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    RAMPART_TRY_Q(rows, sql_->query("SELECT version, applied_at, note FROM rules_version WHERE id = 1"));
+    if (rows->empty()) return fail(Errc::Internal, "store: rules_version row is missing");
+    const auto& r = rows->front();
+    return RulesVersion{as_int(r[0]), as_text(r[1]), as_text(r[2])};
+  }
+
+  Result<RulesVersion> apply_rules(const core::RulesSpec& spec, std::string_view note) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    if (auto r = sql_->begin(); !r) return tl::unexpected(r.error());
+    auto r = write_rules(spec, note);
+    if (!r) {
+      sql_->rollback();
+      return tl::unexpected(r.error());
+    }
+    if (auto c = sql_->commit(); !c) return tl::unexpected(c.error());
+    return r;
+  }
+
+  Result<core::RulesSpec> load_rules() override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    core::RulesSpec spec;
+    RAMPART_TRY_Q(ramps, sql_->query("SELECT name, origin FROM ramps ORDER BY position"));
+    for (const auto& r : *ramps) {
+      core::RampSpec ramp{as_text(r[0]), {}, parse_origin(as_text(r[1]))};
+      const Value name{ramp.name};
+      RAMPART_TRY_Q(steps, sql_->query("SELECT day, hourly FROM ramp_steps WHERE ramp = $1 ORDER BY day",
+                                       std::span(&name, 1)));
+      for (const auto& s : *steps) ramp.steps.push_back({as_int(s[0]), as_int(s[1])});
+      spec.ramps.push_back(std::move(ramp));
+    }
+    RAMPART_TRY_Q(streams, sql_->query(
+                               "SELECT name, ports, clients, senders, sasl_users, transport, egress_ip, from_domains, "
+                               "warmup_start, warmup_count, warmup_ramp, warmup_min_daily, daily_ceiling, over_cap, "
+                               "hygiene, origin FROM streams ORDER BY position"));
+    for (const auto& r : *streams) {
+      core::StreamSpec s;
+      s.name = as_text(r[0]);
+      for (const auto& p : split(as_text(r[1]))) s.ports.push_back(as_int(Value{p}));
+      s.clients = split(as_text(r[2]));
+      s.senders = split(as_text(r[3]));
+      s.sasl_users = split(as_text(r[4]));
+      s.transport = as_text(r[5]);
+      s.egress_ip = as_text(r[6]);
+      s.from_domains = split(as_text(r[7]));
+      if (!is_null(r[8])) {
+        auto start = core::Date::parse(as_text(r[8]));
+        auto count = core::parse_warmup_count(as_text(r[9]));
+        if (!start || !count) return corrupt("streams", s.name);
+        s.warmup = core::Warmup{*start, *count, as_text(r[10]), as_int(r[11])};
+      }
+      if (!is_null(r[12])) s.daily_ceiling = as_int(r[12]);
+      auto over = core::parse_over_cap(as_text(r[13]));
+      auto hyg = core::parse_hygiene(as_text(r[14]));
+      if (!over || !hyg) return corrupt("streams", s.name);
+      s.over_cap = *over;
+      s.hygiene = *hyg;
+      s.origin = parse_origin(as_text(r[15]));
+      spec.streams.push_back(std::move(s));
+    }
+    RAMPART_TRY_Q(ops, sql_->query("SELECT name, origin FROM operators ORDER BY position"));
+    RAMPART_TRY_Q(mx, sql_->query("SELECT operator, suffix FROM operator_mx ORDER BY position"));
+    for (const auto& r : *ops) {
+      core::OperatorSpec o{as_text(r[0]), {}, parse_origin(as_text(r[1]))};
+      for (const auto& m : *mx) {
+        if (as_text(m[0]) == o.name) o.mx.push_back(as_text(m[1]));
+      }
+      spec.operators.push_back(std::move(o));
+    }
+    RAMPART_TRY_Q(caps, sql_->query("SELECT stream, operator, daily, until_day, origin FROM caps ORDER BY position"));
+    for (const auto& r : *caps) {
+      core::CapSpec c{as_text(r[0]), as_text(r[1]), as_int(r[2]), {}, parse_origin(as_text(r[4]))};
+      if (!is_null(r[3])) c.until_day = as_int(r[3]);
+      spec.caps.push_back(std::move(c));
+    }
+    RAMPART_TRY_Q(excl, sql_->query("SELECT category, action, streams, status, origin FROM exclusions ORDER BY position"));
+    RAMPART_TRY_Q(entries, sql_->query(
+                               "SELECT category, kind, value FROM exclusion_entries "
+                               "WHERE expires_at IS NULL OR expires_at > $1 ORDER BY category, position, value",
+                               std::vector<Value>{now_utc()}));
+    for (const auto& r : *excl) {
+      core::ExclusionSpec e;
+      e.category = as_text(r[0]);
+      if (!is_null(r[1])) {
+        auto a = core::parse_exclusion_action(as_text(r[1]));
+        if (!a) return corrupt("exclusions", e.category);
+        e.action = *a;
+      }
+      if (!is_null(r[2])) e.streams = split(as_text(r[2]));
+      if (!is_null(r[3])) e.status = as_text(r[3]);
+      e.origin = parse_origin(as_text(r[4]));
+      for (const auto& en : *entries) {
+        if (as_text(en[0]) != e.category) continue;
+        (as_text(en[1]) == "domain" ? e.domains : e.addresses).push_back(as_text(en[2]));
+      }
+      spec.exclusions.push_back(std::move(e));
+    }
+    return spec;
+  }
+
+ private:
+  static constexpr std::string_view kSchemaTable =
+      "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+      "applied_at TEXT NOT NULL)";
+
+  tl::unexpected<Error> too_new(int version) const {
+    return fail(Errc::Config, fmt::format("store schema version {} is newer than this rampart knows ({}): upgrade rampart",
+                                          version, latest_schema_version()));
+  }
+  tl::unexpected<Error> corrupt(std::string_view table, std::string_view key) const {
+    return fail(Errc::Internal, fmt::format("store: table {} row {:?} holds a value this rampart cannot read", table, key));
+  }
+
+  // Returns false when the migration was already applied by someone else (checked under lock).
+  Result<bool> apply_migration(const Migration& m) {
+    const Value v{static_cast<std::int64_t>(m.version)};
+    RAMPART_TRY_Q(have, sql_->query("SELECT version FROM schema_version WHERE version = $1", std::span(&v, 1)));
+    if (!have->empty()) return false;
+    if (auto r = sql_->exec_script(m.sql); !r) {
+      return fail(r.error().code, fmt::format("migration {}: {}", m.name, r.error().what));
+    }
+    const std::vector<Value> row{v, std::string(m.name), now_utc()};
+    RAMPART_TRY_Q(ins, sql_->query("INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)", row));
+    return true;
+  }
+
+  Result<void> require_schema() {
+    if (checked_) return {};
+    RAMPART_TRY_Q(v, schema_version());
+    if (*v > latest_schema_version()) return too_new(*v);
+    if (*v < latest_schema_version()) {
+      return fail(Errc::Config, fmt::format("store schema is at version {}, this rampart needs {}: run `rampart db migrate`",
+                                            *v, latest_schema_version()));
+    }
+    checked_ = true;
+    return {};
+  }
+
+  Result<RulesVersion> write_rules(const core::RulesSpec& spec, std::string_view note) {
+    auto q = [&](std::string_view sql, std::vector<Value> params = {}) -> Result<void> {
+      auto r = sql_->query(sql, params);
+      if (!r) return tl::unexpected(r.error());
+      return {};
+    };
+#define RAMPART_DO(expr) \
+  if (auto r_ = (expr); !r_) return tl::unexpected(r_.error())
+    // File-sourced rules are replaced wholesale; system entries (bounce/cli) stay.
+    RAMPART_DO(q("DELETE FROM caps"));
+    RAMPART_DO(q("DELETE FROM streams"));
+    RAMPART_DO(q("DELETE FROM ramp_steps"));
+    RAMPART_DO(q("DELETE FROM ramps"));
+    RAMPART_DO(q("DELETE FROM operator_mx"));
+    RAMPART_DO(q("DELETE FROM operators"));
+    RAMPART_DO(q("DELETE FROM exclusion_entries WHERE source = 'file'"));
+    RAMPART_DO(q("DELETE FROM exclusions WHERE source = 'file'"));
+    const auto now = now_utc();
+    std::int64_t pos = 0;
+    for (const auto& r : spec.ramps) {
+      RAMPART_DO(q("INSERT INTO ramps (name, position, origin) VALUES ($1, $2, $3)", {r.name, ++pos, r.origin.where()}));
+      for (const auto& s : r.steps) {
+        RAMPART_DO(q("INSERT INTO ramp_steps (ramp, day, hourly) VALUES ($1, $2, $3)", {r.name, s.day, s.hourly}));
+      }
+    }
+    for (const auto& s : spec.streams) {
+      std::vector<Value> p{s.name, ++pos, join(s.ports), join(s.clients), join(s.senders), join(s.sasl_users),
+                           s.transport, s.egress_ip, join(s.from_domains)};
+      if (s.warmup) {
+        p.insert(p.end(), {s.warmup->start.str(), std::string(to_string(s.warmup->count)), s.warmup->ramp,
+                           s.warmup->min_daily});
+      } else {
+        p.insert(p.end(), {Value{}, Value{}, Value{}, Value{}});
+      }
+      p.insert(p.end(), {opt(s.daily_ceiling), std::string(to_string(s.over_cap)), std::string(to_string(s.hygiene)),
+                         s.origin.where()});
+      RAMPART_DO(q("INSERT INTO streams (name, position, ports, clients, senders, sasl_users, transport, egress_ip, "
+                   "from_domains, warmup_start, warmup_count, warmup_ramp, warmup_min_daily, daily_ceiling, over_cap, "
+                   "hygiene, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                   std::move(p)));
+    }
+    for (const auto& o : spec.operators) {
+      RAMPART_DO(q("INSERT INTO operators (name, position, origin) VALUES ($1, $2, $3)", {o.name, ++pos, o.origin.where()}));
+      for (const auto& m : o.mx) {
+        RAMPART_DO(q("INSERT INTO operator_mx (suffix, operator, position) VALUES ($1, $2, $3)", {m, o.name, ++pos}));
+      }
+    }
+    for (const auto& c : spec.caps) {
+      RAMPART_DO(q("INSERT INTO caps (stream, operator, position, daily, until_day, origin) VALUES ($1, $2, $3, $4, $5, $6)",
+                   {c.stream, c.op, ++pos, c.daily, opt(c.until_day), c.origin.where()}));
+    }
+    for (const auto& e : spec.exclusions) {
+      const Value action = e.action ? Value{std::string(to_string(*e.action))} : Value{};
+      const Value streams = e.streams ? Value{join(*e.streams)} : Value{};
+      // A system category of the same name (e.g. suppressions) takes the file's settings.
+      RAMPART_DO(q("INSERT INTO exclusions (category, position, action, streams, status, source, origin) "
+                   "VALUES ($1, $2, $3, $4, $5, 'file', $6) ON CONFLICT (category) DO UPDATE SET "
+                   "position = excluded.position, action = excluded.action, streams = excluded.streams, "
+                   "status = excluded.status, origin = excluded.origin",
+                   {e.category, ++pos, action, streams, opt(e.status), e.origin.where()}));
+      std::int64_t n = 0;
+      for (const auto* list : {&e.domains, &e.addresses}) {
+        const std::string kind = list == &e.domains ? "domain" : "address";
+        for (const auto& value : *list) {
+          // A system entry for the same value stays as it is (its source and expiry win).
+          RAMPART_DO(q("INSERT INTO exclusion_entries (category, kind, value, position, source, expires_at, created_at) "
+                       "VALUES ($1, $2, $3, $4, 'file', NULL, $5) ON CONFLICT (category, kind, value) DO NOTHING",
+                       {e.category, kind, value, ++n, now}));
+        }
+      }
+    }
+    const std::vector<Value> v{now, std::string(note)};
+    RAMPART_TRY_Q(rows, sql_->query("UPDATE rules_version SET version = version + 1, applied_at = $1, note = $2 "
+                                    "WHERE id = 1 RETURNING version, applied_at, note",
+                                    v));
+    if (rows->empty()) return fail(Errc::Internal, "store: rules_version row is missing");
+    const auto& r = rows->front();
+    return RulesVersion{as_int(r[0]), as_text(r[1]), as_text(r[2])};
+#undef RAMPART_DO
+  }
+
+  std::unique_ptr<Sql> sql_;
+  bool checked_ = false;
+};
+
+}  // namespace
+
+int latest_schema_version() {
+  int v = 0;
+  for (const auto& m : migrations("sqlite")) v = std::max(v, m.version);
+  return v;
+}
+
+Result<std::unique_ptr<Store>> open(std::string_view url, const OpenOptions& options) {
+  std::unique_ptr<Sql> sql;
+  if (url.starts_with("sqlite://")) {
+    const auto path = url.substr(9);
+    if (path.empty()) return fail(Errc::Config, fmt::format("store url {:?}: no database path", url));
+    RAMPART_TRY_Q(s, open_sqlite(std::string(path), options));
+    sql = std::move(*s);
+  } else if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+#ifdef RAMPART_WITH_PGSQL
+    RAMPART_TRY_Q(s, open_pgsql(std::string(url), options));
+    sql = std::move(*s);
+#else
+    return fail(Errc::Config, "this rampart was built without PostgreSQL support (RAMPART_WITH_PGSQL=OFF)");
+#endif
+  } else {
+    return fail(Errc::Config,
+                fmt::format("store url {:?}: want sqlite:///path/to/rampart.db or postgresql://...", url));
+  }
+  return std::unique_ptr<Store>(std::make_unique<SqlStore>(std::move(sql)));
+}
+
+}  // namespace rampart::store

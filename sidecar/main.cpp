@@ -1,0 +1,67 @@
+// rampart: the sidecar CLI beside Postfix. Parses global options and dispatches subcommands;
+// each subcommand lives in commands/. Exit codes: 0 ok, 64 usage, 70 internal, 75 temporary
+// (store unreachable), 78 configuration or rules error.
+#include <cstdio>
+#include <string>
+
+#include "commands/context.hpp"
+#include "config/program.hpp"
+
+namespace {
+
+constexpr std::string_view kUsage =
+    "usage: rampart [--config FILE] [--store URL] COMMAND [ARGS]\n"
+    "\n"
+    "Outbound reputation guardrails for Postfix: rules in and out of the store.\n"
+    "\n"
+    "Commands:\n"
+    "  db migrate                         apply pending schema migrations to the store\n"
+    "  db status                          show schema and rules versions\n"
+    "  rules check FILE...                validate rules files (no store needed)\n"
+    "  rules apply [--dry-run] FILE...    validate and apply rules files in one transaction\n"
+    "  rules export [--format toml|json]  print the rules in the store\n"
+    "  rules list [--kind KIND]           list rules with their ids and origins\n"
+    "                                     (KIND: stream, ramp, operator, cap, exclusion)\n"
+    "\n"
+    "Global options:\n"
+    "  --store URL       use this store instead of [store] url\n"
+    "                    (sqlite:///path/rampart.db or postgresql://...)\n"
+    "\n"
+    "Exit status: 0 ok, 64 usage error, 70 internal error, 75 temporary failure\n"
+    "(store unreachable: retry), 78 configuration or rules error.";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace rampart;
+  try {
+    auto s = config::start({"rampart", RAMPART_VERSION, kUsage, true}, argc, argv);
+    if (s.exit_now) return *s.exit_now;
+    sidecar::Context ctx{std::move(s.cfg), {}};
+    ctx.store_url = ctx.cfg.string("store", "url");
+    auto& args = s.rest;
+    std::size_t i = 0;
+    for (; i < args.size() && args[i].starts_with("-"); ++i) {
+      if (args[i] == "--store" && i + 1 < args.size()) {
+        ctx.store_url = args[++i];
+      } else if (args[i].starts_with("--store=")) {
+        ctx.store_url = args[i].substr(8);
+      } else {
+        return sidecar::usage_error("unknown option '" + args[i] + "'");
+      }
+    }
+    if (i == args.size()) return sidecar::usage_error("no command given");
+    const std::string cmd = args[i];
+    const sidecar::Args rest(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+    if (cmd == "db") return sidecar::cmd_db(ctx, rest);
+    if (cmd == "rules") return sidecar::cmd_rules(ctx, rest);
+    if (cmd == "help") {
+      std::printf("%.*s\n", static_cast<int>(kUsage.size()), kUsage.data());
+      return 0;
+    }
+    return sidecar::usage_error("unknown command '" + cmd + "'");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rampart: internal error: %s\n", e.what());
+    return sidecar::kExitInternal;
+  }
+}

@@ -1,0 +1,660 @@
+# lab.sh: the lab harness. Scenario scripts `source` it to build a miniature internet in a
+# private network namespace: fake DNS (unbound), scriptable operator MXs (rampart-lab-mx),
+# egress addresses on the namespace's lo, and a private Postfix. lab_down stops everything it
+# started, by PID, on every exit path. It never touches the system Postfix or /etc/resolv.conf.
+# Synchronisation is by waiting for log lines or listening sockets (with timeouts), never sleeps.
+#
+# Reference (a scenario calls lab_init first; all other state lives in $LAB_DIR):
+#   lab_init NAME                  temp dir + network namespace + cleanup trap (root only)
+#   lab_init_local NAME            temp dir + cleanup trap, no namespace (loopback tests, any user)
+#   lab_require TOOL...            skip (exit 77) unless every TOOL is on PATH
+#   lab_skip REASON                exit 77, or 1 when RAMPART_REQUIRE_INTEGRATION=1
+#   lab_addr IP / lab_del_addr IP  add / remove IP/32 (IPv6: /128) on the namespace's lo
+#   lab_exec CMD...                run CMD inside the namespace
+#   lab_spawn NAME CMD...          run CMD in the background, output to $LAB_DIR/NAME.log
+#   lab_pid NAME / lab_stop NAME   PID of / stop (TERM, then KILL) a spawned process
+#   lab_wait_for FILE REGEX [T]    wait until a line of FILE matches REGEX (ERE), T s (30)
+#   lab_wait_count FILE REGEX N [T]  wait until N lines of FILE match REGEX
+#   lab_wait_port IP PORT [T]      wait until something listens on IP:PORT (TCP)
+#   lab_dns_zone ZONE              serve ZONE authoritatively (names outside zones: REFUSED)
+#   lab_dns_mx DOMAIN PREF HOST, lab_dns_a HOST IP, lab_dns_null_mx DOMAIN, lab_dns_txt NAME TEXT
+#   lab_dns_start                  start unbound on 127.0.0.1:53 and check it answers
+#   lab_mx_start IP [PORT] [SCRIPT] [MX-ARGS...]   rampart-lab-mx on IP:PORT (default 25)
+#   lab_mx_log IP [PORT], lab_mx_transcript IP [PORT], lab_mx_reload IP [PORT]
+#   lab_postfix_conf KEY=VALUE...  set main.cf parameters (reloads a running instance)
+#   lab_postfix_transport NAME IP [HELO]  add smtp transport NAME bound to IP
+#   lab_postfix_start / lab_postfix_stop / lab_postfix_reload
+#   lab_postfix_maillog, lab_postfix_etc   paths of the maillog and the config directory
+#   lab_postconf ARGS..., lab_postqueue ARGS...   postconf / postqueue on the lab instance
+#   lab_submit FROM TO[,TO...] [SWAKS-ARGS...]  submit to the lab Postfix, print the queue id
+#   lab_pass/lab_fail MSG, lab_expect_line FILE REGEX WHAT [SHOW_REGEX],
+#   lab_expect_no_line FILE REGEX WHAT, lab_expect_eq WANT GOT WHAT, lab_finish, lab_fatal MSG
+#   lab_down                       stop everything, delete the namespace and $LAB_DIR
+# Environment: RAMPART_LAB_MX (path of rampart-lab-mx), RAMPART_LAB_KEEP=1 (keep $LAB_DIR),
+# RAMPART_REQUIRE_INTEGRATION=1 (a skip is a failure).
+
+LAB_NAME=""
+LAB_NS=""
+LAB_DIR=""
+LAB_FAILURES=0
+_LAB_PIDS=()
+declare -A _LAB_PID_BY_NAME=()
+_LAB_DOWN_DONE=""
+_LAB_PF_STARTED=""
+_LAB_DNS_ZONES=()
+_LAB_DNS_DATA=()
+_LAB_DNS_FIRST_A=""
+
+# --- messages, skips, assertions ----------------------------------------------------------------
+
+_lab_log() { printf 'lab: %s\n' "$*" >&2; }
+
+lab_skip() {
+  if [[ ${RAMPART_REQUIRE_INTEGRATION:-0} == 1 ]]; then
+    _lab_log "cannot run: $* (RAMPART_REQUIRE_INTEGRATION=1, so this is a failure)"
+    exit 1
+  fi
+  _lab_log "skip: $*"
+  exit 77
+}
+
+lab_require() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || lab_skip "required tool '$tool' is not installed"
+  done
+}
+
+lab_fatal() {
+  _lab_log "FATAL: $*"
+  exit 1
+}
+
+lab_pass() { printf 'ok:   %s\n' "$*"; }
+
+lab_fail() {
+  printf 'FAIL: %s\n' "$*"
+  LAB_FAILURES=$((LAB_FAILURES + 1))
+}
+
+# lab_expect_line FILE REGEX WHAT [SHOW_REGEX]: some line of FILE matches REGEX. On failure it
+# prints the expectation and what was found: lines matching SHOW_REGEX, or the file's tail.
+lab_expect_line() {
+  local file=$1 regex=$2 what=$3 show=${4:-}
+  if [[ -f $file ]] && grep -Eq -- "$regex" "$file"; then
+    lab_pass "$what"
+    return 0
+  fi
+  lab_fail "$what"
+  printf '      expected a line matching: %s\n      in: %s\n' "$regex" "$file"
+  _lab_show "$file" "$show"
+}
+
+# lab_expect_no_line FILE REGEX WHAT: no line of FILE matches REGEX (a missing file is empty).
+lab_expect_no_line() {
+  local file=$1 regex=$2 what=$3
+  if [[ ! -f $file ]] || ! grep -Eq -- "$regex" "$file"; then
+    lab_pass "$what"
+    return 0
+  fi
+  lab_fail "$what"
+  printf '      expected no line matching: %s\n      found in %s:\n' "$regex" "$file"
+  grep -E -- "$regex" "$file" | head -n 10 | sed 's/^/        /'
+}
+
+lab_expect_eq() {
+  local want=$1 got=$2 what=$3
+  if [[ $want == "$got" ]]; then
+    lab_pass "$what"
+    return 0
+  fi
+  lab_fail "$what"
+  printf '      expected: %s\n      found:    %s\n' "$want" "$got"
+}
+
+# lab_finish: exit 0 when every check passed, 1 otherwise (lab_down still runs, via the trap).
+lab_finish() {
+  if ((LAB_FAILURES > 0)); then
+    _lab_log "$LAB_FAILURES check(s) failed"
+    exit 1
+  fi
+  _lab_log "all checks passed"
+  exit 0
+}
+
+_lab_show() {
+  local file=$1 show=$2
+  if [[ ! -f $file ]]; then
+    printf '      found: no such file\n'
+  elif [[ -n $show ]] && grep -Eq -- "$show" "$file"; then
+    printf '      found (lines matching %s):\n' "$show"
+    grep -E -- "$show" "$file" | tail -n 10 | sed 's/^/        /'
+  else
+    printf '      found (last 15 lines):\n'
+    tail -n 15 "$file" | sed 's/^/        /'
+  fi
+}
+
+# --- setup and teardown -------------------------------------------------------------------------
+
+_lab_common_init() {
+  local name=$1
+  [[ -z $LAB_DIR ]] || lab_fatal "lab_init called twice"
+  [[ $name =~ ^[A-Za-z0-9_-]+$ ]] || lab_fatal "lab_init: bad name '$name' (use [A-Za-z0-9_-])"
+  [[ $BASHPID == "$$" ]] || lab_fatal "lab_init must run in the script's main shell"
+  LAB_NAME=$name
+  trap '_lab_on_exit' EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  LAB_DIR=$(mktemp -d "/tmp/rampart-lab-$name.XXXXXX") || lab_fatal "mktemp failed"
+  chmod 0755 "$LAB_DIR"  # daemons that drop to their own user (postfix) must traverse it
+}
+
+lab_init() {
+  local name=${1:?usage: lab_init NAME}
+  [[ $(id -u) == 0 ]] || lab_skip "the lab needs root (network namespaces, Postfix master)"
+  lab_require ip ss grep sed mktemp
+  ip netns list >/dev/null 2>&1 || lab_skip "'ip netns' is not usable here"
+  _lab_common_init "$name"
+  local ns="rampart-lab-$$"
+  if ip netns list | grep -qw -- "$ns"; then  # left by a dead run that had our PID
+    _lab_log "removing stale namespace $ns"
+    ip netns del "$ns" 2>/dev/null || true
+  fi
+  ip netns add "$ns" || lab_skip "cannot create network namespace $ns"
+  LAB_NS=$ns
+  ip -n "$LAB_NS" link set lo up || lab_fatal "cannot bring up lo in $LAB_NS"
+  # ip netns exec bind-mounts /etc/netns/NS/* over /etc: the lab resolves through its own DNS.
+  mkdir -p "/etc/netns/$LAB_NS"
+  printf 'nameserver 127.0.0.1\n' >"/etc/netns/$LAB_NS/resolv.conf"
+  _lab_log "lab '$name': namespace $LAB_NS, dir $LAB_DIR"
+}
+
+# For tests of single programs on the host's loopback: no namespace, no root needed.
+lab_init_local() {
+  local name=${1:?usage: lab_init_local NAME}
+  lab_require grep sed mktemp
+  _lab_common_init "$name"
+}
+
+_lab_on_exit() {
+  local rc=$?
+  set +e
+  lab_down "$rc"
+  exit "$rc"
+}
+
+# lab_down [RC]: idempotent; safe after a partial lab_init and on any failure.
+lab_down() {
+  local rc=${1:-0}
+  [[ -z $_LAB_DOWN_DONE ]] || return 0
+  _LAB_DOWN_DONE=1
+  local had_e=""
+  [[ $- == *e* ]] && had_e=1
+  set +e
+  [[ -n $_LAB_PF_STARTED ]] && lab_postfix_stop
+  local i
+  for ((i = ${#_LAB_PIDS[@]} - 1; i >= 0; i--)); do
+    _lab_kill_pid "${_LAB_PIDS[i]}"
+  done
+  _LAB_PIDS=()
+  if [[ -n $LAB_NS ]]; then
+    # Anything still in the namespace (Postfix children, strays of lab_exec) goes too: a
+    # namespace with live processes would outlive `ip netns del`.
+    local pid
+    for pid in $(ip netns pids "$LAB_NS" 2>/dev/null); do
+      _lab_log "killing leftover process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null))"
+      _lab_kill_pid "$pid"
+    done
+    ip netns del "$LAB_NS" 2>/dev/null || _lab_log "warning: cannot delete namespace $LAB_NS"
+    rm -rf "/etc/netns/$LAB_NS"
+    LAB_NS=""
+  fi
+  if [[ -n $LAB_DIR && -d $LAB_DIR ]]; then
+    if [[ ${RAMPART_LAB_KEEP:-0} == 1 ]]; then
+      _lab_log "kept $LAB_DIR (RAMPART_LAB_KEEP=1)"
+    else
+      [[ $rc != 0 && $rc != 77 ]] && _lab_log "removing $LAB_DIR (set RAMPART_LAB_KEEP=1 to keep it)"
+      [[ $LAB_DIR == /tmp/rampart-lab-* ]] && rm -rf -- "$LAB_DIR"
+    fi
+  fi
+  [[ -n $had_e ]] && set -e
+  return 0
+}
+
+# --- processes ----------------------------------------------------------------------------------
+
+# Runs CMD inside the namespace, or directly for lab_init_local.
+lab_exec() {
+  if [[ -n $LAB_NS ]]; then
+    ip netns exec "$LAB_NS" "$@"
+  else
+    "$@"
+  fi
+}
+
+# True while PID is running (a zombie counts as gone).
+_lab_alive() {
+  local stat
+  { stat=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
+}
+
+# TERM, wait up to 5 s, then KILL; reaps PID when it is our child.
+_lab_kill_pid() {
+  local pid=$1 deadline
+  if _lab_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null
+    deadline=$(($(_lab_now_ms) + 5000))
+    while _lab_alive "$pid" && (($(_lab_now_ms) < deadline)); do sleep 0.05; done
+    if _lab_alive "$pid"; then
+      _lab_log "process $pid ignored TERM for 5 s: KILL"
+      kill -KILL "$pid" 2>/dev/null
+    fi
+  fi
+  wait "$pid" 2>/dev/null
+  return 0
+}
+
+lab_spawn() {
+  local name=${1:?usage: lab_spawn NAME CMD...}
+  shift
+  [[ -n $LAB_DIR ]] || lab_fatal "lab_spawn before lab_init"
+  # A PID recorded in a subshell would be lost and the process would outlive the test.
+  [[ $BASHPID == "$$" ]] || lab_fatal "lab_spawn $name: must run in the main shell, not in \$(...)"
+  [[ -z ${_LAB_PID_BY_NAME[$name]:-} ]] || lab_fatal "lab_spawn: name '$name' already used"
+  # Not via lab_exec: a backgrounded function would be a subshell, and $! its PID, not CMD's.
+  if [[ -n $LAB_NS ]]; then
+    ip netns exec "$LAB_NS" "$@" >"$LAB_DIR/$name.log" 2>&1 </dev/null &
+  else
+    "$@" >"$LAB_DIR/$name.log" 2>&1 </dev/null &
+  fi
+  local pid=$!  # ip netns exec execs CMD in place (no fork), so this is CMD's PID
+  _LAB_PIDS+=("$pid")
+  _LAB_PID_BY_NAME[$name]=$pid
+}
+
+lab_pid() {
+  local name=${1:?usage: lab_pid NAME}
+  [[ -n ${_LAB_PID_BY_NAME[$name]:-} ]] || lab_fatal "lab_pid: nothing spawned as '$name'"
+  printf '%s\n' "${_LAB_PID_BY_NAME[$name]}"
+}
+
+lab_stop() {
+  local pid
+  pid=$(lab_pid "${1:?usage: lab_stop NAME}") || exit 1
+  _lab_kill_pid "$pid"
+}
+
+# --- waiting ------------------------------------------------------------------------------------
+
+_lab_now_ms() { local t=${EPOCHREALTIME/[.,]/}; printf '%s\n' $((t / 1000)); }
+
+# _lab_wait FILE REGEX COUNT TIMEOUT [PID]: polls every 0.1 s; fails early when PID dies.
+_lab_wait() {
+  local file=$1 regex=$2 want=$3 timeout=$4 pid=${5:-} n=0 deadline
+  deadline=$(($(_lab_now_ms) + ${timeout%.*} * 1000))
+  while :; do
+    if [[ -f $file ]]; then
+      n=$(grep -Ec -- "$regex" "$file" || true)  # grep -c exits 1 on 0 matches
+      ((n >= want)) && return 0
+    fi
+    if [[ -n $pid ]] && ! _lab_alive "$pid"; then
+      _lab_log "process $pid exited while waiting for /$regex/ in $file"
+      break
+    fi
+    if (($(_lab_now_ms) >= deadline)); then
+      _lab_log "timed out after ${timeout}s waiting for $want line(s) matching /$regex/ in $file (found $n)"
+      break
+    fi
+    sleep 0.1
+  done
+  if [[ -f $file ]]; then
+    _lab_log "--- last 20 lines of $file ---"
+    tail -n 20 "$file" >&2
+    _lab_log "---"
+  else
+    _lab_log "$file does not exist"
+  fi
+  return 1
+}
+
+lab_wait_for() {
+  local file=${1:?usage: lab_wait_for FILE REGEX [TIMEOUT_S]} regex=${2:?regex}
+  _lab_wait "$file" "$regex" 1 "${3:-30}"
+}
+
+lab_wait_count() {
+  local file=${1:?usage: lab_wait_count FILE REGEX N [TIMEOUT_S]} regex=${2:?regex} n=${3:?count}
+  _lab_wait "$file" "$regex" "$n" "${4:-30}"
+}
+
+# Waits for a TCP listener on IP:PORT inside the namespace. Uses ss, not a connect, so the
+# server logs no stray session.
+lab_wait_port() {
+  local ip=${1:?usage: lab_wait_port IP PORT [TIMEOUT_S]} port=${2:?port} timeout=${3:-30}
+  local want="$ip:$port" deadline
+  [[ $ip == *:* ]] && want="[$ip]:$port"
+  local ssargs=(-Hltn)
+  [[ -n $LAB_NS ]] && ssargs=(-N "$LAB_NS" -Hltn)
+  deadline=$(($(_lab_now_ms) + timeout * 1000))
+  while :; do
+    ss "${ssargs[@]}" 2>/dev/null | awk -v w="$want" '$4 == w { found = 1 } END { exit !found }' &&
+      return 0
+    if (($(_lab_now_ms) >= deadline)); then
+      _lab_log "timed out after ${timeout}s waiting for a listener on $want"
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# --- addresses ----------------------------------------------------------------------------------
+
+_lab_prefix() { if [[ $1 == *:* ]]; then printf '%s/128' "$1"; else printf '%s/32' "$1"; fi; }
+
+lab_addr() {
+  local ip=${1:?usage: lab_addr IP}
+  [[ -n $LAB_NS ]] || lab_fatal "lab_addr needs lab_init (a namespace)"
+  local extra=()
+  [[ $ip == *:* ]] && extra=(nodad)  # usable at once, no tentative phase
+  ip -n "$LAB_NS" addr add "$(_lab_prefix "$ip")" dev lo "${extra[@]}" ||
+    lab_fatal "cannot add $ip to lo in $LAB_NS"
+}
+
+lab_del_addr() {
+  local ip=${1:?usage: lab_del_addr IP}
+  ip -n "$LAB_NS" addr del "$(_lab_prefix "$ip")" dev lo || lab_fatal "cannot remove $ip from lo"
+}
+
+# --- DNS (unbound) ------------------------------------------------------------------------------
+
+_lab_fqdn() { local n=${1%.}; printf '%s\n' "${n,,}"; }
+
+_lab_dns_check_name() {
+  local name zone
+  name=$(_lab_fqdn "$1")
+  for zone in "${_LAB_DNS_ZONES[@]}"; do
+    [[ $name == "$zone" || $name == *".$zone" ]] && return 0
+  done
+  lab_fatal "DNS name '$name' is outside every lab_dns_zone (${_LAB_DNS_ZONES[*]:-none})"
+}
+
+lab_dns_zone() {
+  local zone
+  zone=$(_lab_fqdn "${1:?usage: lab_dns_zone ZONE}")
+  [[ -n $zone ]] || lab_fatal "lab_dns_zone: the root zone cannot be a lab zone"
+  _LAB_DNS_ZONES+=("$zone")
+}
+
+lab_dns_mx() {
+  local domain=${1:?usage: lab_dns_mx DOMAIN PREF HOST} pref=${2:?pref} host=${3:?host}
+  _lab_dns_check_name "$domain"
+  _LAB_DNS_DATA+=("\"$(_lab_fqdn "$domain"). 300 IN MX $pref $(_lab_fqdn "$host").\"")
+}
+
+# RFC 7505: "MX 0 ." says the domain accepts no mail.
+lab_dns_null_mx() {
+  local domain=${1:?usage: lab_dns_null_mx DOMAIN}
+  _lab_dns_check_name "$domain"
+  _LAB_DNS_DATA+=("\"$(_lab_fqdn "$domain"). 300 IN MX 0 .\"")
+}
+
+lab_dns_a() {
+  local host=${1:?usage: lab_dns_a HOST IP} ip=${2:?ip} type=A
+  _lab_dns_check_name "$host"
+  [[ $ip == *:* ]] && type=AAAA
+  _LAB_DNS_DATA+=("\"$(_lab_fqdn "$host"). 300 IN $type $ip\"")
+  [[ $type == A && -z $_LAB_DNS_FIRST_A ]] && _LAB_DNS_FIRST_A="$(_lab_fqdn "$host") $ip"
+  return 0
+}
+
+# TEXT is split into 255-octet character-strings (DKIM keys are longer than one).
+lab_dns_txt() {
+  local name=${1:?usage: lab_dns_txt NAME TEXT} text=${2?text} strings=""
+  _lab_dns_check_name "$name"
+  [[ $text != *[\"\'\\]* ]] || lab_fatal "lab_dns_txt: quotes and backslashes are not supported"
+  while :; do
+    strings+=" \"${text:0:255}\""
+    text=${text:255}
+    [[ -n $text ]] || break
+  done
+  _LAB_DNS_DATA+=("'$(_lab_fqdn "$name"). 300 IN TXT$strings'")
+}
+
+lab_dns_start() {
+  [[ -n $LAB_NS ]] || lab_fatal "lab_dns_start needs lab_init (a namespace)"
+  lab_require unbound unbound-checkconf
+  ((${#_LAB_DNS_ZONES[@]} > 0)) || lab_fatal "lab_dns_start: no lab_dns_zone declared"
+  local dir=$LAB_DIR/dns conf=$LAB_DIR/dns/unbound.conf zone data
+  mkdir -p "$dir"
+  {
+    cat <<EOF
+# Written by tests/lab/lab.sh: an authoritative-only resolver for the lab's namespace.
+server:
+    verbosity: 1
+    interface: 127.0.0.1
+    port: 53
+    do-ip6: no
+    num-threads: 1
+    so-reuseport: no
+    username: ""
+    chroot: ""
+    directory: "$dir"
+    pidfile: ""
+    use-syslog: no
+    logfile: ""
+    log-time-ascii: yes
+    module-config: "iterator"
+    access-control: 127.0.0.0/8 allow
+    # Nothing leaves the lab: every name outside the lab zones is refused, never recursed.
+    local-zone: "." refuse
+EOF
+    for zone in "${_LAB_DNS_ZONES[@]}"; do printf '    local-zone: "%s." static\n' "$zone"; done
+    for data in "${_LAB_DNS_DATA[@]}"; do printf '    local-data: %s\n' "$data"; done
+    printf 'remote-control:\n    control-enable: no\n'
+  } >"$conf"
+  unbound-checkconf "$conf" >"$dir/checkconf.log" 2>&1 || {
+    cat "$dir/checkconf.log" >&2
+    lab_fatal "unbound rejects $conf"
+  }
+  lab_spawn unbound unbound -d -c "$conf"
+  _lab_wait "$LAB_DIR/unbound.log" 'start of service' 1 15 "$(lab_pid unbound)" ||
+    lab_fatal "unbound did not start"
+  lab_wait_port 127.0.0.1 53 10 || lab_fatal "unbound is not listening on 127.0.0.1:53"
+  # Resolve one record through the namespace's resolv.conf, as Postfix will. getent would ask
+  # the host's nscd instead, if one runs: skip the check then.
+  if [[ -n $_LAB_DNS_FIRST_A && ! -S /var/run/nscd/socket ]]; then
+    local host=${_LAB_DNS_FIRST_A% *} ip=${_LAB_DNS_FIRST_A#* } got
+    got=$(lab_exec getent ahostsv4 "$host" | awk 'NR == 1 { print $1 }')
+    [[ $got == "$ip" ]] || lab_fatal "lab DNS check: $host resolved to '$got', want $ip"
+  fi
+}
+
+# --- operator MXs (rampart-lab-mx) --------------------------------------------------------------
+
+_lab_mx_bin() {
+  local bin=${RAMPART_LAB_MX:-}
+  [[ -n $bin ]] || bin=$(command -v rampart-lab-mx 2>/dev/null) || true
+  [[ -n $bin && -x $bin ]] || lab_skip "rampart-lab-mx not found (set RAMPART_LAB_MX)"
+  printf '%s\n' "$bin"
+}
+
+_lab_mx_name() { printf 'mx-%s-%s\n' "${1//:/_}" "${2:-25}"; }
+
+lab_mx_log() { printf '%s/%s.log\n' "$LAB_DIR" "$(_lab_mx_name "${1:?usage: lab_mx_log IP [PORT]}" "${2:-25}")"; }
+
+lab_mx_transcript() {
+  printf '%s/%s.transcript\n' "$LAB_DIR" "$(_lab_mx_name "${1:?usage: lab_mx_transcript IP [PORT]}" "${2:-25}")"
+}
+
+# lab_mx_start IP [PORT] [SCRIPT] [EXTRA ARGS...]: SCRIPT may be "" (accept everything).
+lab_mx_start() {
+  local ip=${1:?usage: lab_mx_start IP [PORT] [SCRIPT] [ARGS...]} port=${2:-25} script=${3:-}
+  shift $(($# < 3 ? $# : 3))
+  local bin name listen=$ip:$port
+  bin=$(_lab_mx_bin) || exit $?
+  name=$(_lab_mx_name "$ip" "$port")
+  [[ $ip == *:* ]] && listen="[$ip]:$port"
+  local args=(--listen "$listen" --log "$LAB_DIR/$name.transcript")
+  [[ -n $script ]] && args+=(--script "$script")
+  lab_spawn "$name" "$bin" "${args[@]}" "$@"
+  _lab_wait "$LAB_DIR/$name.log" '^listening on ' 1 10 "$(lab_pid "$name")" ||
+    lab_fatal "rampart-lab-mx on $listen did not start"
+}
+
+# Re-reads the MX's script (SIGHUP) and waits until it says so.
+lab_mx_reload() {
+  local ip=${1:?usage: lab_mx_reload IP [PORT]} port=${2:-25} name log n
+  name=$(_lab_mx_name "$ip" "$port")
+  log=$(lab_mx_log "$ip" "$port")
+  n=$(grep -Ec '^script (loaded|reload failed)' "$log" || true)
+  kill -HUP "$(lab_pid "$name")"
+  lab_wait_count "$log" '^script (loaded|reload failed)' $((n + 1)) 10 || lab_fatal "mx $ip:$port did not reload"
+  ! tail -n 1 "$log" | grep -q '^script reload failed' || lab_fatal "mx $ip:$port: $(tail -n 1 "$log")"
+}
+
+# --- private Postfix ----------------------------------------------------------------------------
+
+lab_postfix_etc() { printf '%s/postfix/etc\n' "$LAB_DIR"; }
+lab_postfix_maillog() { printf '%s/postfix/maillog\n' "$LAB_DIR"; }
+lab_postconf() { postconf -c "$LAB_DIR/postfix/etc" "$@"; }
+lab_postqueue() { lab_exec postqueue -c "$LAB_DIR/postfix/etc" "$@"; }
+
+_lab_postfix_running() {
+  [[ -n $_LAB_PF_STARTED ]] && [[ -f $LAB_DIR/postfix/spool/pid/master.pid ]] &&
+    _lab_alive "$(awk '{ print $1; exit }' "$LAB_DIR/postfix/spool/pid/master.pid")"
+}
+
+# Creates the instance's config on first use, from Debian's master.cf and the built-in main.cf
+# defaults (an empty main.cf), edited with postconf only.
+_lab_postfix_prepare() {
+  local pf=$LAB_DIR/postfix
+  [[ -f $pf/etc/main.cf ]] && return 0
+  [[ -n $LAB_NS ]] || lab_fatal "the lab Postfix needs lab_init (a namespace)"
+  lab_require postfix postconf swaks
+  local master_cf
+  for master_cf in /usr/share/postfix/master.cf.dist /etc/postfix/master.cf.proto ""; do
+    [[ -z $master_cf || -f $master_cf ]] && break
+  done
+  [[ -n $master_cf ]] || lab_skip "no master.cf template (/usr/share/postfix/master.cf.dist)"
+  # `postfix check` chdirs into queue_directory, then creates the queue subdirectories and
+  # data_directory (owned by postfix: a root-owned one makes the master fail on its lock file).
+  mkdir -p "$pf/etc" "$pf/spool"
+  cp "$master_cf" "$pf/etc/master.cf"
+  : >"$pf/etc/main.cf"
+  local etc=$pf/etc
+  postconf -c "$etc" -e \
+    "compatibility_level = 3.7" \
+    "queue_directory = $pf/spool" \
+    "data_directory = $pf/data" \
+    "myhostname = mta.lab.example" \
+    "inet_interfaces = 127.0.0.1" \
+    "inet_protocols = ipv4" \
+    "mynetworks = 127.0.0.0/8" \
+    "mydestination =" \
+    "alias_maps =" \
+    "alias_database =" \
+    "local_recipient_maps =" \
+    "biff = no" \
+    "maillog_file = $pf/maillog" \
+    "maillog_file_prefixes = $LAB_DIR" \
+    "smtp_bind_address_enforce = yes" \
+    "queue_run_delay = 1s" \
+    "minimal_backoff_time = 2s" \
+    "maximal_backoff_time = 10s" \
+    "smtp_connect_timeout = 5s" \
+    || lab_fatal "postconf -e failed on $etc/main.cf"
+  # Pipe services for software the lab does not have.
+  local svc
+  for svc in maildrop uucp ifmail bsmtp scalemail-backend mailman; do
+    postconf -c "$etc" -M "$svc/unix" >/dev/null 2>&1 && postconf -c "$etc" -MX "$svc/unix"
+  done
+  # No chroot anywhere: the instance lives in $LAB_DIR, not /var/spool/postfix.
+  local field
+  while read -r field _; do
+    postconf -c "$etc" -F "$field=n" || lab_fatal "cannot set $field=n"
+  done < <(postconf -c "$etc" -F '*/*/chroot')
+  # postlogd writes maillog_file; Debian's master.cf has the service, make sure it stays.
+  postconf -c "$etc" -M postlog/unix-dgram >/dev/null 2>&1 ||
+    postconf -c "$etc" -M "postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd"
+}
+
+lab_postfix_conf() {
+  (($# > 0)) || lab_fatal "usage: lab_postfix_conf KEY=VALUE..."
+  _lab_postfix_prepare
+  lab_postconf -e "$@" || lab_fatal "postconf -e $* failed"
+  _lab_postfix_running && lab_postfix_reload
+  return 0
+}
+
+# lab_postfix_transport NAME EGRESS_IP [HELO]: an smtp(8) service bound to EGRESS_IP that logs
+# as postfix/NAME/smtp, like a stream transport in master.cf.
+lab_postfix_transport() {
+  local name=${1:?usage: lab_postfix_transport NAME EGRESS_IP [HELO]} ip=${2:?egress ip} helo=${3:-}
+  _lab_postfix_prepare
+  lab_postconf -M "$name/unix=$name unix - - n - - smtp" || lab_fatal "cannot add transport $name"
+  lab_postconf -P "$name/unix/smtp_bind_address=$ip" "$name/unix/syslog_name=postfix/$name" ||
+    lab_fatal "cannot configure transport $name"
+  [[ -n $helo ]] && { lab_postconf -P "$name/unix/smtp_helo_name=$helo" || lab_fatal "cannot set HELO"; }
+  _lab_postfix_running && lab_postfix_reload
+  return 0
+}
+
+lab_postfix_start() {
+  _lab_postfix_prepare
+  local pf=$LAB_DIR/postfix
+  # postfix check creates the queue directories with the right owners.
+  lab_exec postfix -c "$pf/etc" check >"$pf/check.log" 2>&1 || {
+    cat "$pf/check.log" >&2
+    lab_fatal "postfix check failed"
+  }
+  _LAB_PF_STARTED=1
+  lab_exec postfix -c "$pf/etc" start >"$pf/start.log" 2>&1 || {
+    cat "$pf/start.log" >&2
+    [[ -f $pf/maillog ]] && tail -n 20 "$pf/maillog" >&2
+    lab_fatal "postfix start failed"
+  }
+  lab_wait_for "$pf/maillog" 'postfix/master\[[0-9]+\]: daemon started' 20 ||
+    lab_fatal "the lab Postfix master did not start"
+  lab_wait_port 127.0.0.1 25 10 || lab_fatal "the lab Postfix is not listening on 127.0.0.1:25"
+}
+
+lab_postfix_reload() {
+  local maillog n
+  maillog=$(lab_postfix_maillog)
+  n=$(grep -Ec 'postfix/master\[[0-9]+\]: reload' "$maillog" || true)
+  lab_exec postfix -c "$LAB_DIR/postfix/etc" reload >/dev/null 2>&1 || lab_fatal "postfix reload failed"
+  lab_wait_count "$maillog" 'postfix/master\[[0-9]+\]: reload' $((n + 1)) 20 ||
+    lab_fatal "the lab Postfix did not reload"
+}
+
+lab_postfix_stop() {
+  [[ -n $_LAB_PF_STARTED ]] || return 0
+  local pidfile=$LAB_DIR/postfix/spool/pid/master.pid pid=""
+  [[ -f $pidfile ]] && pid=$(awk '{ print $1; exit }' "$pidfile")
+  if [[ -n $pid ]] && _lab_alive "$pid"; then
+    lab_exec postfix -c "$LAB_DIR/postfix/etc" stop >/dev/null 2>&1
+    _lab_kill_pid "$pid"  # normally gone already; KILL if postfix stop gave up
+  fi
+  _LAB_PF_STARTED=""
+}
+
+# lab_submit FROM TO[,TO...] [SWAKS-ARGS...]: one message into the lab Postfix over SMTP on
+# 127.0.0.1:25; prints the queue id. The swaks transcript stays in $LAB_DIR/submit-*.log.
+lab_submit() {
+  local from=${1?usage: lab_submit FROM TO [SWAKS-ARGS...]} to=${2:?to} log qid
+  shift 2
+  log=$(mktemp "$LAB_DIR/submit-XXXXXX.log")
+  lab_exec swaks --server 127.0.0.1:25 --helo submit.lab.example --from "$from" --to "$to" \
+    --timeout 30 "$@" >"$log" 2>&1
+  qid=$(sed -n 's/^<- *250 .*queued as \([0-9A-Za-z]*\).*/\1/p' "$log" | tail -n 1)
+  if [[ -z $qid ]]; then
+    _lab_log "submission $from -> $to was not queued; swaks transcript ($log):"
+    sed 's/^/    /' "$log" >&2
+    return 1
+  fi
+  printf '%s\n' "$qid"
+}
