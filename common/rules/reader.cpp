@@ -330,8 +330,8 @@ Result<void> read_all(const toml::node& n, std::string_view key, std::string_vie
                       Result<T> (*read)(const toml::table&, std::string_view), std::vector<T>& out) {
   const auto* a = n.as_array();
   if (a == nullptr || !a->is_array_of_tables()) {
-    return fail(Errc::Config, fmt::format("{}:{}: {}: expected [[{}]] tables, got {}", file, line_of(n), key, key,
-                                          type_name(n)));
+    return fail(Errc::Config, fmt::format("{}:{}: {}: expected [[{}]] tables (an array of tables), got {}", file,
+                                          line_of(n), key, key, type_name(n)));
   }
   for (const auto& t : *a) {
     RAMPART_TRY(item, read(*t.as_table(), file));

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# End-to-end test of the `rampart` CLI against one store engine (RAMPART_TEST_STORE=sqlite|pgsql;
+# pgsql runs under tests/lab/with-postgres.sh, which sets RAMPART_PG_URL). Checks exit codes,
+# error texts naming file:line and key, "a bad file changes nothing", and the rules round trip.
+set -uo pipefail
+
+bin=${RAMPART_BIN:?RAMPART_BIN must point at the rampart binary}
+src=${RAMPART_SOURCE_DIR:?}
+engine=${RAMPART_TEST_STORE:-sqlite}
+work=$(mktemp -d /tmp/rampart-cli-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+# expect CODE LABEL -- CMD...: runs CMD, keeps stdout/stderr in $out/$err, checks the exit code.
+expect() {
+  local want=$1 label=$2; shift 3
+  "$@" >"$work/out" 2>"$work/err"
+  local got=$?
+  out=$(cat "$work/out"); err=$(cat "$work/err")
+  if [ "$got" != "$want" ]; then
+    fail "$label: exit $got, want $want; stderr: $err"
+    return 1
+  fi
+  return 0
+}
+contains() {  # contains LABEL HAYSTACK NEEDLE
+  case "$2" in *"$3"*) ;; *) fail "$1: expected to find '$3' in: $2" ;; esac
+}
+
+if [ "$engine" = pgsql ]; then
+  url=${RAMPART_PG_URL:?run under tests/lab/with-postgres.sh}
+  psql -q "$url" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' >/dev/null || { echo "cannot reset database" >&2; exit 1; }
+else
+  url="sqlite://$work/rampart.db"
+fi
+cfg="$work/rampart.toml"
+printf '[store]\nurl = "%s"\n' "$url" >"$cfg"
+r() { "$bin" --config "$cfg" "$@"; }
+shipped=("$src"/packaging/rules/*.toml "$src/packaging/rules/rules.toml.example")
+
+# --- usage and configuration -------------------------------------------------------------
+expect 0 "--help" -- r --help && contains "--help" "$out" "rules apply"
+expect 64 "unknown command" -- r frobnicate && contains "unknown command" "$err" "unknown command 'frobnicate'"
+expect 64 "rules without files" -- r rules check
+expect 0 "--print-defaults" -- r --print-defaults && contains "--print-defaults" "$out" "[store]"
+r --print-defaults >"$work/defaults.toml"
+expect 0 "defaults parse back" -- "$bin" --config "$work/defaults.toml" --check-config
+printf '[store]\nurll = "x"\n' >"$work/bad.conf"
+expect 78 "bad config" -- "$bin" --config "$work/bad.conf" --check-config && contains "bad config" "$err" 'unknown key "urll"'
+expect 78 "missing explicit config" -- "$bin" --config "$work/nope.toml" rules list
+
+# --- rules check (no store) -----------------------------------------------------------------
+expect 0 "check shipped + example" -- r rules check "${shipped[@]}" && contains "check" "$out" "ok: 2 streams"
+
+# --- a store that is not migrated yet ---------------------------------------------------------
+expect 78 "apply before migrate" -- r rules apply "${shipped[@]}" && contains "apply before migrate" "$err" "rampart db migrate"
+expect 0 "db migrate" -- r db migrate && contains "db migrate" "$out" "schema version 0 -> 1"
+expect 0 "db migrate again" -- r db migrate && contains "db migrate again" "$out" "up to date"
+
+# --- apply, list, export ----------------------------------------------------------------------
+expect 0 "apply shipped + example" -- r rules apply "${shipped[@]}" && contains "apply" "$out" "applied rules version 1"
+expect 0 "list operators" -- r rules list --kind operator
+contains "list operators" "$out" "microsoft-365"
+contains "list operators origin" "$out" "operators.toml:"
+case "$out" in *stream*trucking*) fail "list --kind operator showed a stream" ;; esac
+expect 64 "list bad kind" -- r rules list --kind streams
+expect 0 "export json" -- r rules export --format json
+cp "$work/out" "$work/v1.json"
+expect 0 "export toml" -- r rules export --format toml
+cp "$work/out" "$work/v1.toml"
+
+# --- bad files are refused with file:line and key, exit 78, and change nothing ----------------
+bad() {  # bad LABEL WANT TEXT
+  printf '%s' "$3" >"$work/bad.toml"
+  expect 78 "$1" -- r rules apply "$work/bad.toml" && contains "$1" "$err" "$2"
+  expect 78 "$1 (check)" -- r rules check "$work/bad.toml"
+}
+bad "malformed TOML" "bad.toml:2:" $'[[stream]]\nname = "x\n'
+bad "unknown key" 'bad.toml:3: stream "bulk": unknown key "port"' $'[[stream]]\nname = "bulk"\nport = 25\n'
+bad "bad CIDR" 'bad.toml:3: stream "bulk": bad CIDR "10.0.0.0/40"' $'[[stream]]\nname = "bulk"\nclients = ["10.0.0.0/40"]\n'
+bad "duplicate name" 'duplicate name (first defined at' $'[[ramp]]\nname = "r"\nsteps = [{day = 0, hourly = 1}]\n[[ramp]]\nname = "r"\nsteps = [{day = 0, hourly = 1}]\n'
+bad "cap unknown stream" 'unknown stream "nope"' $'[[operator]]\nname = "g"\nmx = [".example.net"]\n[[cap]]\nstream = "nope"\noperator = "g"\ndaily = 1\n'
+bad "cap unknown operator" 'unknown operator "nope"' $'[[stream]]\nname = "s"\nports = [25]\n[[cap]]\nstream = "s"\noperator = "nope"\ndaily = 1\n'
+bad "unsorted ramp" 'steps must be sorted by day' $'[[ramp]]\nname = "r"\nsteps = [{day = 0, hourly = 1}, {day = 5, hourly = 2}, {day = 3, hourly = 3}]\n'
+bad "reject without 5.x.x" 'a reject needs a 5.x.x status' $'[[exclusion]]\ncategory = "c"\naction = "reject"\nstatus = "4.2.0"\n'
+expect 78 "missing file" -- r rules apply "$work/does-not-exist.toml" && contains "missing file" "$err" "does-not-exist.toml"
+expect 0 "export after refusals" -- r rules export --format json
+cmp -s "$work/out" "$work/v1.json" || fail "a refused apply changed the store"
+expect 0 "db status" -- r db status && contains "db status" "$out" "rules_version: 1"
+
+# --- round trip: the TOML export applies back to the same rules -------------------------------
+expect 0 "apply export" -- r rules apply "$work/v1.toml" && contains "apply export" "$out" "applied rules version 2"
+expect 0 "export json again" -- r rules export --format json
+cmp -s "$work/out" "$work/v1.json" || { fail "round trip changed the rules"; diff "$work/v1.json" "$work/out" | head -20 >&2; }
+# ... and into a second, SQLite store: both engines give the same JSON.
+expect 0 "second store migrate" -- "$bin" --config "$cfg" --store "sqlite://$work/second.db" db migrate
+expect 0 "second store apply" -- "$bin" --config "$cfg" --store "sqlite://$work/second.db" rules apply "${shipped[@]}"
+expect 0 "second store export" -- "$bin" --config "$cfg" --store "sqlite://$work/second.db" rules export --format json
+cmp -s "$work/out" "$work/v1.json" || fail "the same files gave different JSON in a second store"
+
+# --- a store that cannot be reached ------------------------------------------------------------
+expect 75 "postgres down" -- "$bin" --config "$cfg" --store "postgresql:///rampart?host=/nonexistent-rampart-sock&connect_timeout=1" rules list
+expect 78 "sqlite dir missing" -- "$bin" --config "$cfg" --store "sqlite:///nonexistent-rampart-dir/x.db" rules list
+expect 78 "bad url" -- "$bin" --config "$cfg" --store "mysql://x" rules list
+
+if [ "$failures" -ne 0 ]; then
+  echo "cli ($engine): $failures failed" >&2
+  exit 1
+fi
+echo "cli ($engine): all checks passed"

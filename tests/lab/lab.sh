@@ -33,6 +33,9 @@
 # Environment: RAMPART_LAB_MX (path of rampart-lab-mx), RAMPART_LAB_KEEP=1 (keep $LAB_DIR),
 # RAMPART_REQUIRE_INTEGRATION=1 (a skip is a failure).
 
+# shellcheck shell=bash
+# Public state, read by scenarios: LAB_NAME, LAB_NS (namespace), LAB_DIR, LAB_FAILURES.
+# shellcheck disable=SC2034
 LAB_NAME=""
 LAB_NS=""
 LAB_DIR=""
@@ -523,6 +526,12 @@ lab_postfix_maillog() { printf '%s/postfix/maillog\n' "$LAB_DIR"; }
 lab_postconf() { postconf -c "$LAB_DIR/postfix/etc" "$@"; }
 lab_postqueue() { lab_exec postqueue -c "$LAB_DIR/postfix/etc" "$@"; }
 
+# Postfix will not read a main.cf modified within the last second or so: it re-reads it in
+# 300 ms steps (up to ~2 s) in case a writer is still busy. Only the harness writes the lab's
+# main.cf, so after each edit it dates the file a few seconds back and every later postconf /
+# postfix call reads it at once.
+_lab_postfix_settle() { touch -d "@$((EPOCHSECONDS - 5))" "$LAB_DIR/postfix/etc/main.cf"; }
+
 _lab_postfix_running() {
   [[ -n $_LAB_PF_STARTED ]] && [[ -f $LAB_DIR/postfix/spool/pid/master.pid ]] &&
     _lab_alive "$(awk '{ print $1; exit }' "$LAB_DIR/postfix/spool/pid/master.pid")"
@@ -567,6 +576,7 @@ _lab_postfix_prepare() {
     "maximal_backoff_time = 10s" \
     "smtp_connect_timeout = 5s" \
     || lab_fatal "postconf -e failed on $etc/main.cf"
+  _lab_postfix_settle
   # Pipe services for software the lab does not have.
   local svc
   for svc in maildrop uucp ifmail bsmtp scalemail-backend mailman; do
@@ -586,6 +596,7 @@ lab_postfix_conf() {
   (($# > 0)) || lab_fatal "usage: lab_postfix_conf KEY=VALUE..."
   _lab_postfix_prepare
   lab_postconf -e "$@" || lab_fatal "postconf -e $* failed"
+  _lab_postfix_settle
   _lab_postfix_running && lab_postfix_reload
   return 0
 }

@@ -5,7 +5,7 @@
 # reboot incident (bind failure -> deferred 4.4.0, never a silent egress from another address).
 set -euo pipefail
 
-# shellcheck source=tests/lab/lab.sh
+# shellcheck source=lab.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
 
 readonly EGRESS=203.0.113.94
