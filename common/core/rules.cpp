@@ -237,6 +237,13 @@ Result<void> validate_stream(StreamSpec& s, const std::unordered_set<std::string
     senders.push_back(std::move(*n));
   }
   s.senders = std::move(senders);
+  for (const auto& u : s.sasl_users) {
+    const bool ok = !u.empty() && u.size() <= 255 &&
+                    std::none_of(u.begin(), u.end(), [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; });
+    if (!ok) {
+      return tl::unexpected(config_error(o, "sasl_users", kind, s.name, fmt::format("bad SASL user {:?}", u)));
+    }
+  }
   if (!s.transport.empty() && !valid_name(s.transport)) {
     return tl::unexpected(config_error(o, "transport", kind, s.name,
                                        fmt::format("bad transport {:?}: want a master.cf service name", s.transport)));

@@ -20,6 +20,7 @@
 #   lab_dns_mx DOMAIN PREF HOST, lab_dns_a HOST IP, lab_dns_null_mx DOMAIN, lab_dns_txt NAME TEXT
 #   lab_dns_start                  start unbound on 127.0.0.1:53 and check it answers
 #   lab_mx_start IP [PORT] [SCRIPT] [MX-ARGS...]   rampart-lab-mx on IP:PORT (default 25)
+#   lab_mx_bin                     path of rampart-lab-mx ($RAMPART_LAB_MX or PATH), else skip
 #   lab_mx_log IP [PORT], lab_mx_transcript IP [PORT], lab_mx_reload IP [PORT]
 #   lab_postfix_conf KEY=VALUE...  set main.cf parameters (reloads a running instance)
 #   lab_postfix_transport NAME IP [HELO]  add smtp transport NAME bound to IP
@@ -478,7 +479,7 @@ EOF
 
 # --- operator MXs (rampart-lab-mx) --------------------------------------------------------------
 
-_lab_mx_bin() {
+lab_mx_bin() {
   local bin=${RAMPART_LAB_MX:-}
   [[ -n $bin ]] || bin=$(command -v rampart-lab-mx 2>/dev/null) || true
   [[ -n $bin && -x $bin ]] || lab_skip "rampart-lab-mx not found (set RAMPART_LAB_MX)"
@@ -498,7 +499,7 @@ lab_mx_start() {
   local ip=${1:?usage: lab_mx_start IP [PORT] [SCRIPT] [ARGS...]} port=${2:-25} script=${3:-}
   shift $(($# < 3 ? $# : 3))
   local bin name listen=$ip:$port
-  bin=$(_lab_mx_bin) || exit $?
+  bin=$(lab_mx_bin) || exit $?
   name=$(_lab_mx_name "$ip" "$port")
   [[ $ip == *:* ]] && listen="[$ip]:$port"
   local args=(--listen "$listen" --log "$LAB_DIR/$name.transcript")

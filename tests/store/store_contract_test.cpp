@@ -31,6 +31,9 @@ struct Fresh {
 
   Fresh() {
     if (engine() == "pgsql") {
+#ifndef RAMPART_WITH_PGSQL
+      FAIL("this build has no PostgreSQL support (RAMPART_WITH_PGSQL=OFF)");
+#else
       const char* pg = std::getenv("RAMPART_PG_URL");
       REQUIRE_MESSAGE(pg != nullptr, "RAMPART_PG_URL is not set: run under tests/lab/with-postgres.sh");
       url = pg;
@@ -39,6 +42,7 @@ struct Fresh {
       raw = std::move(*sql);
       auto r = raw->exec_script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
       REQUIRE_MESSAGE(r, r.error().what);
+#endif
     } else {
       char tmpl[] = "/tmp/rampart-store-XXXXXX";
       REQUIRE(::mkdtemp(tmpl) != nullptr);
