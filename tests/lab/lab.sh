@@ -2,7 +2,8 @@
 # private network namespace: fake DNS (unbound), scriptable operator MXs (rampart-lab-mx),
 # egress addresses on the namespace's lo, and a private Postfix. lab_down stops everything it
 # started, by PID, on every exit path. It never touches the system Postfix or /etc/resolv.conf.
-# Synchronisation is by waiting for log lines or listening sockets (with timeouts), never sleeps.
+# No sleep stands in for synchronisation: waits poll (every 0.1 s, with a timeout) for a log
+# line or a listening socket.
 #
 # Reference (a scenario calls lab_init first; all other state lives in $LAB_DIR):
 #   lab_init NAME                  temp dir + network namespace + cleanup trap (root only)
@@ -81,6 +82,8 @@ lab_fail() {
   LAB_FAILURES=$((LAB_FAILURES + 1))
 }
 
+# Assertions record a failure (see lab_finish) and always return 0, so a scenario under set -e
+# goes on and reports every failed check.
 # lab_expect_line FILE REGEX WHAT [SHOW_REGEX]: some line of FILE matches REGEX. On failure it
 # prints the expectation and what was found: lines matching SHOW_REGEX, or the file's tail.
 lab_expect_line() {
@@ -92,6 +95,7 @@ lab_expect_line() {
   lab_fail "$what"
   printf '      expected a line matching: %s\n      in: %s\n' "$regex" "$file"
   _lab_show "$file" "$show"
+  return 0
 }
 
 # lab_expect_no_line FILE REGEX WHAT: no line of FILE matches REGEX (a missing file is empty).
@@ -104,6 +108,7 @@ lab_expect_no_line() {
   lab_fail "$what"
   printf '      expected no line matching: %s\n      found in %s:\n' "$regex" "$file"
   grep -E -- "$regex" "$file" | head -n 10 | sed 's/^/        /'
+  return 0
 }
 
 lab_expect_eq() {
@@ -114,6 +119,7 @@ lab_expect_eq() {
   fi
   lab_fail "$what"
   printf '      expected: %s\n      found:    %s\n' "$want" "$got"
+  return 0
 }
 
 # lab_finish: exit 0 when every check passed, 1 otherwise (lab_down still runs, via the trap).
@@ -241,7 +247,9 @@ lab_exec() {
 # True while PID is running (a zombie counts as gone).
 _lab_alive() {
   local stat
-  { stat=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+  # read, not $(<file): bash 5.2 under set -e exits the whole script when $(<file) fails,
+  # even behind ||, and the file vanishes as soon as the process is reaped.
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
   stat=${stat##*) }
   [[ ${stat:0:1} != Z ]]
 }
@@ -258,7 +266,7 @@ _lab_kill_pid() {
       kill -KILL "$pid" 2>/dev/null
     fi
   fi
-  wait "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true  # its status is TERM's, not a failure (and set -e is live)
   return 0
 }
 
@@ -472,7 +480,7 @@ EOF
   # the host's nscd instead, if one runs: skip the check then.
   if [[ -n $_LAB_DNS_FIRST_A && ! -S /var/run/nscd/socket ]]; then
     local host=${_LAB_DNS_FIRST_A% *} ip=${_LAB_DNS_FIRST_A#* } got
-    got=$(lab_exec getent ahostsv4 "$host" | awk 'NR == 1 { print $1 }')
+    got=$(lab_exec getent ahostsv4 "$host" | awk 'NR == 1 { print $1 }') || true
     [[ $got == "$ip" ]] || lab_fatal "lab DNS check: $host resolved to '$got', want $ip"
   fi
 }
@@ -578,10 +586,13 @@ _lab_postfix_prepare() {
     "smtp_connect_timeout = 5s" \
     || lab_fatal "postconf -e failed on $etc/main.cf"
   _lab_postfix_settle
-  # Pipe services for software the lab does not have.
+  # Pipe services for software the lab does not have. (postconf -M exits 0 for a service that
+  # does not exist, so presence is judged by its output.)
   local svc
   for svc in maildrop uucp ifmail bsmtp scalemail-backend mailman; do
-    postconf -c "$etc" -M "$svc/unix" >/dev/null 2>&1 && postconf -c "$etc" -MX "$svc/unix"
+    if [[ -n $(postconf -c "$etc" -M "$svc/unix" 2>/dev/null) ]]; then
+      postconf -c "$etc" -MX "$svc/unix" || lab_fatal "cannot remove $svc from master.cf"
+    fi
   done
   # No chroot anywhere: the instance lives in $LAB_DIR, not /var/spool/postfix.
   local field
@@ -589,8 +600,10 @@ _lab_postfix_prepare() {
     postconf -c "$etc" -F "$field=n" || lab_fatal "cannot set $field=n"
   done < <(postconf -c "$etc" -F '*/*/chroot')
   # postlogd writes maillog_file; Debian's master.cf has the service, make sure it stays.
-  postconf -c "$etc" -M postlog/unix-dgram >/dev/null 2>&1 ||
-    postconf -c "$etc" -M "postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd"
+  if [[ -z $(postconf -c "$etc" -M postlog/unix-dgram 2>/dev/null) ]]; then
+    postconf -c "$etc" -M "postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd" ||
+      lab_fatal "cannot add the postlog service"
+  fi
 }
 
 lab_postfix_conf() {
@@ -661,7 +674,7 @@ lab_submit() {
   shift 2
   log=$(mktemp "$LAB_DIR/submit-XXXXXX.log")
   lab_exec swaks --server 127.0.0.1:25 --helo submit.lab.example --from "$from" --to "$to" \
-    --timeout 30 "$@" >"$log" 2>&1
+    --timeout 30 "$@" >"$log" 2>&1 || true  # judged by the reply below, not swaks' status
   qid=$(sed -n 's/^<- *250 .*queued as \([0-9A-Za-z]*\).*/\1/p' "$log" | tail -n 1)
   if [[ -z $qid ]]; then
     _lab_log "submission $from -> $to was not queued; swaks transcript ($log):"

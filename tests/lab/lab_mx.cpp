@@ -117,7 +117,8 @@ std::optional<Reply> make_reply(std::string_view spec, std::string& err) {
   for (std::size_t i = 0; i < parts.size(); ++i) {
     std::string_view part = parts[i];
     const bool has_code = part.size() >= 3 && is_digit(part[0]) && is_digit(part[1]) &&
-                          is_digit(part[2]) && (part.size() == 3 || part[3] == ' ' || part[3] == '-');
+                          is_digit(part[2]) &&
+                          (part.size() == 3 || part[3] == ' ' || part[3] == '-');
     if (has_code) {
       const std::string this_code(part.substr(0, 3));
       if (i == 0) {
@@ -131,9 +132,8 @@ std::optional<Reply> make_reply(std::string_view spec, std::string& err) {
       err = "reply must start with a three-digit code: \"" + std::string(spec) + "\"";
       return std::nullopt;
     }
-    if (std::any_of(part.begin(), part.end(), [](char c) {
-          return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-        })) {
+    if (std::any_of(part.begin(), part.end(),
+                    [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
       err = "reply contains a control character";
       return std::nullopt;
     }
@@ -294,7 +294,8 @@ std::string format_endpoint(const sockaddr_storage& ss) {
 }
 
 std::string endpoint_host(const std::string& endpoint) {
-  if (!endpoint.empty() && endpoint.front() == '[') return endpoint.substr(1, endpoint.find(']') - 1);
+  if (!endpoint.empty() && endpoint.front() == '[')
+    return endpoint.substr(1, endpoint.find(']') - 1);
   return endpoint.substr(0, endpoint.rfind(':'));
 }
 
@@ -508,13 +509,15 @@ class Session {
     ++messages_;
     char queue_id[32];
     std::snprintf(queue_id, sizeof queue_id, "LAB%04X%04X", id_ & 0xffffu, messages_ & 0xffffu);
-    const Reply reply = rule != nullptr ? rule->reply : fixed_reply(std::string("250 2.0.0 Ok: queued as ") + queue_id);
+    const Reply reply = rule != nullptr
+                            ? rule->reply
+                            : fixed_reply(std::string("250 2.0.0 Ok: queued as ") + queue_id);
     if (reply.code / 100 == 2) {
       std::string rcpts;
       for (const auto& r : rcpts_) rcpts += (rcpts.empty() ? "<" : ",<") + r + ">";
-      log_.event("accepted from=<" + from_ + "> rcpt=" + rcpts + " size=" + std::to_string(data_size_) +
-                 " conn=" + std::to_string(id_) + " client=" + endpoint_host(client_) +
-                 " queue_id=" + queue_id);
+      log_.event("accepted from=<" + from_ + "> rcpt=" + rcpts +
+                 " size=" + std::to_string(data_size_) + " conn=" + std::to_string(id_) +
+                 " client=" + endpoint_host(client_) + " queue_id=" + queue_id);
     }
     reset_transaction();
     send(reply);
@@ -674,8 +677,8 @@ void usage(std::FILE* to) {
 std::optional<Options> parse_options(int argc, char** argv) {
   Options o;
   const std::map<std::string, std::string Options::*> flags = {
-      {"--listen", &Options::listen},     {"--script", &Options::script},
-      {"--banner", &Options::banner},     {"--hostname", &Options::hostname},
+      {"--listen", &Options::listen}, {"--script", &Options::script},
+      {"--banner", &Options::banner}, {"--hostname", &Options::hostname},
       {"--log", &Options::log},
   };
   for (int i = 1; i < argc; ++i) {
@@ -699,7 +702,7 @@ std::optional<Options> parse_options(int argc, char** argv) {
 }
 
 void install_signals() {
-  struct sigaction sa{};
+  struct sigaction sa {};
   sigemptyset(&sa.sa_mask);
   sa.sa_handler = on_stop_signal;  // no SA_RESTART: poll() returns EINTR and the loop notices
   sigaction(SIGTERM, &sa, nullptr);
@@ -730,7 +733,8 @@ int run(const Options& opt) {
   }
   Settings settings;
   settings.hostname = opt.hostname;
-  const std::string banner = opt.banner.empty() ? opt.hostname + " ESMTP rampart-lab-mx" : opt.banner;
+  const std::string banner =
+      opt.banner.empty() ? opt.hostname + " ESMTP rampart-lab-mx" : opt.banner;
   const bool has_code = banner.size() >= 4 && is_digit(banner[0]) && is_digit(banner[1]) &&
                         is_digit(banner[2]) && (banner[3] == ' ' || banner[3] == '-');
   auto banner_reply = make_reply(has_code ? banner : "220 " + banner, err);
@@ -809,8 +813,8 @@ int run(const Options& opt) {
         sockaddr_storage local{};
         socklen_t local_len = sizeof local;
         getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len);
-        sessions.push_back(std::make_unique<Session>(fd, next_id++, format_endpoint(peer),
-                                                     format_endpoint(local), settings, script, log));
+        sessions.push_back(std::make_unique<Session>(
+            fd, next_id++, format_endpoint(peer), format_endpoint(local), settings, script, log));
         sessions.back()->start();
       }
     }

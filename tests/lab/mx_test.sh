@@ -26,6 +26,7 @@ start_mx() {
 # raw PORT BYTES: sends BYTES (printf format) on one connection and prints every reply until
 # the server closes it; bounded by timeout(1).
 raw() {
+  # shellcheck disable=SC2016  # $1/$2 are expanded by the inner bash
   timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1; printf "$2" >&3; cat <&3' _ "$1" "$2" |
     tr -d '\r'
 }

@@ -2,7 +2,8 @@
 # smoke_test.sh: end-to-end check of the lab itself. A private Postfix delivers through a stream
 # transport (out05, bound to 203.0.113.94) to a Microsoft-like and a Google-like operator MX
 # found by real MX lookups in the lab DNS; then the egress address is removed to replay the
-# reboot incident (bind failure -> deferred 4.4.0, never a silent egress from another address).
+# reboot incident (bind failure -> deferred 4.4.0, never a silent egress from another address)
+# and restored (the held message then leaves from the stream address).
 set -euo pipefail
 
 # shellcheck source=lab.sh
@@ -114,5 +115,16 @@ else
   printf '      expected %s in postqueue -j output, found:\n' "$qid3"
   lab_postqueue -j 2>&1 | sed 's/^/        /'
 fi
+
+# --- 3. the address comes back: the held message leaves from the stream address ----------------
+lab_addr "$EGRESS"
+lab_postqueue -f || lab_fatal "postqueue -f failed"
+lab_wait_for "$maillog" "$qid3: to=<dave@contoso.example>, .*status=sent" 30 ||
+  lab_fatal "$qid3 was not delivered after the address came back"
+lab_expect_line "$maillog" \
+  "postfix/out05/smtp\[[0-9]+\]: $qid3: to=<dave@contoso\.example>, relay=${MS_MX//./\\.}\[${MS_MX_IP//./\\.}\]:25, .*status=sent " \
+  "after recovery the deferred message is delivered by out05" "$qid3"
+lab_expect_line "$ms_log" "^accepted from=<$SENDER> rcpt=<dave@contoso\.example> .* client=${EGRESS//./\\.} " \
+  "and it came from the stream address" "^accepted"
 
 lab_finish

@@ -41,10 +41,16 @@ PGTMP=$(mktemp -d /tmp/rampart-pg.XXXXXX)
 chmod 0755 "$PGTMP"  # clients of any user must reach the socket; the data dir itself is 0700
 [[ ${#as_owner[@]} -eq 0 ]] || chown postgres: "$PGTMP"
 started=""
+child=""
 
+# shellcheck disable=SC2317  # only ever called by the trap
 cleanup() {
   local rc=$?
   set +e
+  if [[ -n $child ]] && kill -0 "$child" 2>/dev/null; then
+    kill -TERM "$child" 2>/dev/null
+    wait "$child" 2>/dev/null
+  fi
   if [[ -n $started ]]; then
     (cd "$PGTMP" && "${as_owner[@]}" "$bindir/pg_ctl" -D "$PGTMP/data" -m fast -w -t 30 stop) >/dev/null 2>&1 ||
       echo "with-postgres: pg_ctl stop failed; see $PGTMP/server.log" >&2
@@ -77,8 +83,13 @@ as_pg "$bindir/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w -t 60 \
 "$bindir/createdb" -h "$PGTMP" -U postgres rampart || { echo "with-postgres: createdb failed" >&2; exit 1; }
 
 export RAMPART_PG_URL="postgresql:///rampart?host=$PGTMP&user=postgres"
+# CMD runs in the background so that a signal to this script interrupts `wait` at once (a
+# foreground CMD would delay the trap until it finished); cleanup passes the signal on.
+# `<&0` keeps stdin, which a background job would otherwise get as /dev/null.
+"$@" <&0 &
+child=$!
 set +e
-"$@"
+wait "$child"
 rc=$?
-set -e
+child=""
 exit "$rc"
