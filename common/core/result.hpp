@@ -29,6 +29,13 @@ inline tl::unexpected<Error> fail(Errc c, std::string what) {
   return tl::unexpected(Error{c, std::move(what)});
 }
 
+// Early return on error inside a function returning Result<...>:
+//   RAMPART_TRY(value, expr);  // declares `value` = *expr, or returns expr's error
+#define RAMPART_TRY(var, expr)                                   \
+  auto var##_result_ = (expr);                                   \
+  if (!var##_result_) return tl::unexpected(var##_result_.error()); \
+  auto var = std::move(*var##_result_)
+
 // Sysexits-style process exit status for an error (sidecar and --check-config).
 constexpr int exit_code(Errc c) {
   switch (c) {

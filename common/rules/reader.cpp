@@ -104,11 +104,6 @@ class Entry {
   Origin origin_;
 };
 
-#define RAMPART_TRY(var, expr)                          \
-  auto var##_r = (expr);                                \
-  if (!var##_r) return tl::unexpected(var##_r.error()); \
-  auto var = std::move(*var##_r)
-
 Result<core::Warmup> read_warmup(const Entry& e, const toml::node& n) {
   const auto* t = n.as_table();
   if (t == nullptr) return e.wrong_type("warmup", "a table { start, count, ramp, min_daily }", n);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -80,10 +81,6 @@ core::Origin parse_origin(const std::string& s) {
   return o;
 }
 
-#define RAMPART_TRY_Q(var, expr)                   \
-  auto var = (expr);                               \
-  if (!var) return tl::unexpected(var.error())
-
 class SqlStore final : public Store {
  public:
   explicit SqlStore(std::unique_ptr<Sql> sql) : sql_(std::move(sql)) {}
@@ -93,13 +90,13 @@ class SqlStore final : public Store {
   Result<int> schema_version() override {
     // The table may not exist yet: create it (idempotent, same SQL on both engines).
     if (auto r = sql_->exec_script(kSchemaTable); !r) return tl::unexpected(r.error());
-    RAMPART_TRY_Q(rows, sql_->query("SELECT COALESCE(MAX(version), 0) FROM schema_version"));
-    return static_cast<int>(rows->empty() ? 0 : as_int(rows->front()[0]));
+    RAMPART_TRY(rows, sql_->query("SELECT COALESCE(MAX(version), 0) FROM schema_version"));
+    return static_cast<int>(rows.empty() ? 0 : as_int(rows.front()[0]));
   }
 
   Result<int> migrate() override {
-    RAMPART_TRY_Q(current, schema_version());
-    int version = *current;
+    RAMPART_TRY(current, schema_version());
+    int version = current;
     const int latest = latest_schema_version();
     if (version > latest) return too_new(version);
     for (const auto& m : migrations(sql_->dialect())) {
@@ -122,9 +119,9 @@ class SqlStore final : public Store {
 
   Result<RulesVersion> rules_version() override {
     if (auto r = require_schema(); !r) return tl::unexpected(r.error());
-    RAMPART_TRY_Q(rows, sql_->query("SELECT version, applied_at, note FROM rules_version WHERE id = 1"));
-    if (rows->empty()) return fail(Errc::Internal, "store: rules_version row is missing");
-    const auto& r = rows->front();
+    RAMPART_TRY(rows, sql_->query("SELECT version, applied_at, note FROM rules_version WHERE id = 1"));
+    if (rows.empty()) return fail(Errc::Internal, "store: rules_version row is missing");
+    const auto& r = rows.front();
     return RulesVersion{as_int(r[0]), as_text(r[1]), as_text(r[2])};
   }
 
@@ -143,20 +140,20 @@ class SqlStore final : public Store {
   Result<core::RulesSpec> load_rules() override {
     if (auto r = require_schema(); !r) return tl::unexpected(r.error());
     core::RulesSpec spec;
-    RAMPART_TRY_Q(ramps, sql_->query("SELECT name, origin FROM ramps ORDER BY position"));
-    for (const auto& r : *ramps) {
+    RAMPART_TRY(ramps, sql_->query("SELECT name, origin FROM ramps ORDER BY position"));
+    for (const auto& r : ramps) {
       core::RampSpec ramp{as_text(r[0]), {}, parse_origin(as_text(r[1]))};
       const Value name{ramp.name};
-      RAMPART_TRY_Q(steps, sql_->query("SELECT day, hourly FROM ramp_steps WHERE ramp = $1 ORDER BY day",
+      RAMPART_TRY(steps, sql_->query("SELECT day, hourly FROM ramp_steps WHERE ramp = $1 ORDER BY day",
                                        std::span(&name, 1)));
-      for (const auto& s : *steps) ramp.steps.push_back({as_int(s[0]), as_int(s[1])});
+      for (const auto& s : steps) ramp.steps.push_back({as_int(s[0]), as_int(s[1])});
       spec.ramps.push_back(std::move(ramp));
     }
-    RAMPART_TRY_Q(streams, sql_->query(
+    RAMPART_TRY(streams, sql_->query(
                                "SELECT name, ports, clients, senders, sasl_users, transport, egress_ip, from_domains, "
                                "warmup_start, warmup_count, warmup_ramp, warmup_min_daily, daily_ceiling, over_cap, "
                                "hygiene, origin FROM streams ORDER BY position"));
-    for (const auto& r : *streams) {
+    for (const auto& r : streams) {
       core::StreamSpec s;
       s.name = as_text(r[0]);
       for (const auto& p : split(as_text(r[1]))) s.ports.push_back(as_int(Value{p}));
@@ -181,27 +178,29 @@ class SqlStore final : public Store {
       s.origin = parse_origin(as_text(r[15]));
       spec.streams.push_back(std::move(s));
     }
-    RAMPART_TRY_Q(ops, sql_->query("SELECT name, origin FROM operators ORDER BY position"));
-    RAMPART_TRY_Q(mx, sql_->query("SELECT operator, suffix FROM operator_mx ORDER BY position"));
-    for (const auto& r : *ops) {
+    RAMPART_TRY(ops, sql_->query("SELECT name, origin FROM operators ORDER BY position"));
+    RAMPART_TRY(mx, sql_->query("SELECT operator, suffix FROM operator_mx ORDER BY position"));
+    for (const auto& r : ops) {
       core::OperatorSpec o{as_text(r[0]), {}, parse_origin(as_text(r[1]))};
-      for (const auto& m : *mx) {
+      for (const auto& m : mx) {
         if (as_text(m[0]) == o.name) o.mx.push_back(as_text(m[1]));
       }
       spec.operators.push_back(std::move(o));
     }
-    RAMPART_TRY_Q(caps, sql_->query("SELECT stream, operator, daily, until_day, origin FROM caps ORDER BY position"));
-    for (const auto& r : *caps) {
+    RAMPART_TRY(caps, sql_->query("SELECT stream, operator, daily, until_day, origin FROM caps ORDER BY position"));
+    for (const auto& r : caps) {
       core::CapSpec c{as_text(r[0]), as_text(r[1]), as_int(r[2]), {}, parse_origin(as_text(r[4]))};
       if (!is_null(r[3])) c.until_day = as_int(r[3]);
       spec.caps.push_back(std::move(c));
     }
-    RAMPART_TRY_Q(excl, sql_->query("SELECT category, action, streams, status, origin FROM exclusions ORDER BY position"));
-    RAMPART_TRY_Q(entries, sql_->query(
+    RAMPART_TRY(excl, sql_->query("SELECT category, action, streams, status, origin FROM exclusions ORDER BY position"));
+    RAMPART_TRY(entries, sql_->query(
                                "SELECT category, kind, value FROM exclusion_entries "
                                "WHERE expires_at IS NULL OR expires_at > $1 ORDER BY category, position, value",
                                std::vector<Value>{now_utc()}));
-    for (const auto& r : *excl) {
+    std::unordered_map<std::string, std::vector<const Row*>> by_category;
+    for (const auto& en : entries) by_category[as_text(en[0])].push_back(&en);
+    for (const auto& r : excl) {
       core::ExclusionSpec e;
       e.category = as_text(r[0]);
       if (!is_null(r[1])) {
@@ -212,9 +211,8 @@ class SqlStore final : public Store {
       if (!is_null(r[2])) e.streams = split(as_text(r[2]));
       if (!is_null(r[3])) e.status = as_text(r[3]);
       e.origin = parse_origin(as_text(r[4]));
-      for (const auto& en : *entries) {
-        if (as_text(en[0]) != e.category) continue;
-        (as_text(en[1]) == "domain" ? e.domains : e.addresses).push_back(as_text(en[2]));
+      for (const Row* en : by_category[e.category]) {
+        ((*en)[1] == Value{std::string("domain")} ? e.domains : e.addresses).push_back(as_text((*en)[2]));
       }
       spec.exclusions.push_back(std::move(e));
     }
@@ -237,23 +235,24 @@ class SqlStore final : public Store {
   // Returns false when the migration was already applied by someone else (checked under lock).
   Result<bool> apply_migration(const Migration& m) {
     const Value v{static_cast<std::int64_t>(m.version)};
-    RAMPART_TRY_Q(have, sql_->query("SELECT version FROM schema_version WHERE version = $1", std::span(&v, 1)));
-    if (!have->empty()) return false;
+    RAMPART_TRY(have, sql_->query("SELECT version FROM schema_version WHERE version = $1", std::span(&v, 1)));
+    if (!have.empty()) return false;
     if (auto r = sql_->exec_script(m.sql); !r) {
       return fail(r.error().code, fmt::format("migration {}: {}", m.name, r.error().what));
     }
     const std::vector<Value> row{v, std::string(m.name), now_utc()};
-    RAMPART_TRY_Q(ins, sql_->query("INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)", row));
+    auto ins = sql_->query("INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)", row);
+    if (!ins) return tl::unexpected(ins.error());
     return true;
   }
 
   Result<void> require_schema() {
     if (checked_) return {};
-    RAMPART_TRY_Q(v, schema_version());
-    if (*v > latest_schema_version()) return too_new(*v);
-    if (*v < latest_schema_version()) {
+    RAMPART_TRY(v, schema_version());
+    if (v > latest_schema_version()) return too_new(v);
+    if (v < latest_schema_version()) {
       return fail(Errc::Config, fmt::format("store schema is at version {}, this rampart needs {}: run `rampart db migrate`",
-                                            *v, latest_schema_version()));
+                                            v, latest_schema_version()));
     }
     checked_ = true;
     return {};
@@ -331,11 +330,11 @@ class SqlStore final : public Store {
       }
     }
     const std::vector<Value> v{now, std::string(note)};
-    RAMPART_TRY_Q(rows, sql_->query("UPDATE rules_version SET version = version + 1, applied_at = $1, note = $2 "
+    RAMPART_TRY(rows, sql_->query("UPDATE rules_version SET version = version + 1, applied_at = $1, note = $2 "
                                     "WHERE id = 1 RETURNING version, applied_at, note",
                                     v));
-    if (rows->empty()) return fail(Errc::Internal, "store: rules_version row is missing");
-    const auto& r = rows->front();
+    if (rows.empty()) return fail(Errc::Internal, "store: rules_version row is missing");
+    const auto& r = rows.front();
     return RulesVersion{as_int(r[0]), as_text(r[1]), as_text(r[2])};
 #undef RAMPART_DO
   }
@@ -357,12 +356,12 @@ Result<std::unique_ptr<Store>> open(std::string_view url, const OpenOptions& opt
   if (url.starts_with("sqlite://")) {
     const auto path = url.substr(9);
     if (path.empty()) return fail(Errc::Config, fmt::format("store url {:?}: no database path", url));
-    RAMPART_TRY_Q(s, open_sqlite(std::string(path), options));
-    sql = std::move(*s);
+    RAMPART_TRY(s, open_sqlite(std::string(path), options));
+    sql = std::move(s);
   } else if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
 #ifdef RAMPART_WITH_PGSQL
-    RAMPART_TRY_Q(s, open_pgsql(std::string(url), options));
-    sql = std::move(*s);
+    RAMPART_TRY(s, open_pgsql(std::string(url), options));
+    sql = std::move(s);
 #else
     return fail(Errc::Config, "this rampart was built without PostgreSQL support (RAMPART_WITH_PGSQL=OFF)");
 #endif

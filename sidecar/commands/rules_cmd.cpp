@@ -1,5 +1,6 @@
 // `rampart rules check|apply|export|list`: the rules language in and out of the store.
 // check needs no store; apply is one transaction (a bad file changes nothing).
+#include <array>
 #include <cstdio>
 #include <numeric>
 
