@@ -14,7 +14,7 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config git
   libmilter-dev libboost-dev libboost-system-dev libpqxx-dev libpq-dev libre2-dev libfmt-dev
   doctest-dev libsqlite3-dev libtomlplusplus-dev libexpected-dev libsystemd-dev
-  libbenchmark-dev clang-14 libclang-rt-14-dev
+  libbenchmark-dev clang-14 libclang-rt-14-dev clang-format-14
 )
 test_pkgs=(
   postfix swaks unbound postgresql opendkim opendkim-tools dovecot-imapd

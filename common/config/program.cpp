@@ -17,8 +17,9 @@ Startup start(const Program& program, int argc, char** argv) {
   }
   s.rest = std::move(*rest);
   if (flags.help) {
-    std::printf("%.*s\nCommon options:\n%.*s", static_cast<int>(program.usage.size()), program.usage.data(),
-                static_cast<int>(common_flags_help.size()), common_flags_help.data());
+    std::printf("%.*s\nCommon options:\n%.*s", static_cast<int>(program.usage.size()),
+                program.usage.data(), static_cast<int>(common_flags_help.size()),
+                common_flags_help.data());
     s.exit_now = 0;
     return s;
   }

@@ -20,9 +20,9 @@ struct Program {
 };
 
 struct Startup {
-  std::optional<int> exit_now;     // set: print done, exit with this status
-  Config cfg;                      // valid when exit_now is unset
-  std::vector<std::string> rest;   // arguments the common flags did not consume
+  std::optional<int> exit_now;    // set: print done, exit with this status
+  Config cfg;                     // valid when exit_now is unset
+  std::vector<std::string> rest;  // arguments the common flags did not consume
 };
 
 // Parses the common flags and loads the configuration. Answers --help, --version,

@@ -11,7 +11,8 @@
 namespace rampart::core {
 
 std::optional<IpAddress> IpAddress::parse(std::string_view text) {
-  if (text.size() >= 2 && text.front() == '[' && text.back() == ']') text = text.substr(1, text.size() - 2);
+  if (text.size() >= 2 && text.front() == '[' && text.back() == ']')
+    text = text.substr(1, text.size() - 2);
   if (text.size() > 5 && iequals(text.substr(0, 5), "ipv6:")) text.remove_prefix(5);
   if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
   char buf[INET6_ADDRSTRLEN];
@@ -68,7 +69,8 @@ std::optional<Cidr> Cidr::parse(std::string_view text, std::string* error) {
   // Host bits after the prefix must be zero: "172.18.0.5/16" is almost always a typo.
   IpAddress masked = *addr;
   for (unsigned bit = prefix; bit < max; ++bit) {
-    masked.bytes[bit / 8] = static_cast<std::uint8_t>(masked.bytes[bit / 8] & ~(0x80u >> (bit % 8)));
+    masked.bytes[bit / 8] =
+        static_cast<std::uint8_t>(masked.bytes[bit / 8] & ~(0x80u >> (bit % 8)));
   }
   if (!(masked == *addr)) {
     Cidr suggestion{masked, c.prefix};

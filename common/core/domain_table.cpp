@@ -35,13 +35,15 @@ std::uint64_t hash_reversed(std::string_view key) {
 
 }  // namespace
 
-const DomainTable::Slot* DomainTable::lookup(std::uint64_t hash, const char* key, std::size_t len) const {
+const DomainTable::Slot* DomainTable::lookup(std::uint64_t hash, const char* key,
+                                             std::size_t len) const {
   if (slots_.empty()) return nullptr;
   const std::size_t mask = slots_.size() - 1;
   for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
     const Slot& s = slots_[i];
     if (s.length == 0) return nullptr;
-    if (s.hash == hash && s.length == len && std::memcmp(keys_.data() + s.offset, key, len) == 0) return &s;
+    if (s.hash == hash && s.length == len && std::memcmp(keys_.data() + s.offset, key, len) == 0)
+      return &s;
   }
 }
 
@@ -65,8 +67,8 @@ bool DomainTable::insert(std::string_view key, std::uint32_t value, Match match)
   const std::size_t mask = slots_.size() - 1;
   std::size_t i = h & mask;
   while (slots_[i].length != 0) i = (i + 1) & mask;
-  slots_[i] = Slot{h, static_cast<std::uint32_t>(keys_.size()), static_cast<std::uint16_t>(key.size()),
-                   static_cast<std::uint8_t>(match), value};
+  slots_[i] = Slot{h, static_cast<std::uint32_t>(keys_.size()),
+                   static_cast<std::uint16_t>(key.size()), static_cast<std::uint8_t>(match), value};
   keys_.append(key);
   ++count_;
   return true;
@@ -110,7 +112,8 @@ std::optional<std::uint32_t> DomainTable::find_covering(std::string_view name) c
     const Slot* s = lookup(hashes[k], buf.data() + start, n - start);
     if (s == nullptr) continue;
     const bool whole = start == 0;
-    if ((whole && (s->match & Self) != 0) || (!whole && (s->match & Subdomains) != 0)) return s->value;
+    if ((whole && (s->match & Self) != 0) || (!whole && (s->match & Subdomains) != 0))
+      return s->value;
   }
   return std::nullopt;
 }

@@ -31,8 +31,8 @@ inline tl::unexpected<Error> fail(Errc c, std::string what) {
 
 // Early return on error inside a function returning Result<...>:
 //   RAMPART_TRY(value, expr);  // declares `value` = *expr, or returns expr's error
-#define RAMPART_TRY(var, expr)                                   \
-  auto var##_result_ = (expr);                                   \
+#define RAMPART_TRY(var, expr)                                      \
+  auto var##_result_ = (expr);                                      \
   if (!var##_result_) return tl::unexpected(var##_result_.error()); \
   auto var = std::move(*var##_result_)
 

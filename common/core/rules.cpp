@@ -31,7 +31,9 @@ std::string Origin::where(std::string_view key) const {
 
 std::string_view to_string(OverCap v) { return v == OverCap::Hold ? "hold" : "defer"; }
 std::string_view to_string(Hygiene v) { return v == Hygiene::Refuse ? "refuse" : "warn"; }
-std::string_view to_string(WarmupCount v) { return v == WarmupCount::Calendar ? "calendar" : "send-days"; }
+std::string_view to_string(WarmupCount v) {
+  return v == WarmupCount::Calendar ? "calendar" : "send-days";
+}
 std::string_view to_string(ExclusionAction v) {
   switch (v) {
     case ExclusionAction::Reject: return "reject";
@@ -117,19 +119,21 @@ bool CapSpec::operator==(const CapSpec& o) const {
   return stream == o.stream && op == o.op && daily == o.daily && until_day == o.until_day;
 }
 bool ExclusionSpec::operator==(const ExclusionSpec& o) const {
-  return category == o.category && action == o.action && streams == o.streams && status == o.status &&
-         domains == o.domains && addresses == o.addresses;
+  return category == o.category && action == o.action && streams == o.streams &&
+         status == o.status && domains == o.domains && addresses == o.addresses;
 }
 
 namespace {
 
 template <class T, class Name>
-Result<void> add_unique(std::vector<T>& into, std::vector<T>&& next, std::string_view kind, Name name) {
+Result<void> add_unique(std::vector<T>& into, std::vector<T>&& next, std::string_view kind,
+                        Name name) {
   for (auto& n : next) {
     for (const auto& have : into) {
       if (name(have) == name(n)) {
-        return fail(Errc::Config, fmt::format("{}: {} {:?}: duplicate name (first defined at {})",
-                                              n.origin.where(), kind, name(n), have.origin.where()));
+        return fail(Errc::Config,
+                    fmt::format("{}: {} {:?}: duplicate name (first defined at {})",
+                                n.origin.where(), kind, name(n), have.origin.where()));
       }
     }
     into.push_back(std::move(n));
@@ -150,8 +154,11 @@ Result<void> merge_into(RulesSpec& into, RulesSpec next) {
   auto by_name = [](const auto& x) -> const std::string& { return x.name; };
   if (auto r = add_unique(into.streams, std::move(next.streams), "stream", by_name); !r) return r;
   if (auto r = add_unique(into.ramps, std::move(next.ramps), "ramp", by_name); !r) return r;
-  if (auto r = add_unique(into.operators, std::move(next.operators), "operator", by_name); !r) return r;
-  if (auto r = add_unique(into.caps, std::move(next.caps), "cap", [](const CapSpec& c) { return c.id(); }); !r) {
+  if (auto r = add_unique(into.operators, std::move(next.operators), "operator", by_name); !r)
+    return r;
+  if (auto r = add_unique(into.caps, std::move(next.caps), "cap",
+                          [](const CapSpec& c) { return c.id(); });
+      !r) {
     return r;
   }
   // DESIGN.md: exclusions with the same category merge; domains/addresses add up; streams,
@@ -177,24 +184,26 @@ namespace {
 bool valid_name(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-           c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
   });
 }
 
-Error config_error(const Origin& o, std::string_view key, std::string_view kind, std::string_view name,
-                   std::string_view msg) {
+Error config_error(const Origin& o, std::string_view key, std::string_view kind,
+                   std::string_view name, std::string_view msg) {
   return Error{Errc::Config, fmt::format("{}: {} {:?}: {}", o.where(key), kind, name, msg)};
 }
 
 // Normalises each domain in place; drops duplicates; the first bad one is an error.
-Result<void> normalize_domains(std::vector<std::string>& list, const Origin& o, std::string_view key,
-                               std::string_view kind, std::string_view name) {
+Result<void> normalize_domains(std::vector<std::string>& list, const Origin& o,
+                               std::string_view key, std::string_view kind, std::string_view name) {
   std::vector<std::string> out;
   std::unordered_set<std::string> seen;
   for (const auto& d : list) {
     auto n = normalize_domain(d);
-    if (!n) return tl::unexpected(config_error(o, key, kind, name, fmt::format("bad domain {:?} in {}", d, key)));
+    if (!n)
+      return tl::unexpected(
+          config_error(o, key, kind, name, fmt::format("bad domain {:?} in {}", d, key)));
     if (seen.insert(*n).second) out.push_back(std::move(*n));
   }
   list = std::move(out);
@@ -205,7 +214,8 @@ Result<void> validate_stream(StreamSpec& s, const std::unordered_set<std::string
   constexpr std::string_view kind = "stream";
   const Origin& o = s.origin;
   if (!valid_name(s.name)) {
-    return tl::unexpected(config_error(o, "name", kind, s.name, "name must be 1-64 of [A-Za-z0-9_.-]"));
+    return tl::unexpected(
+        config_error(o, "name", kind, s.name, "name must be 1-64 of [A-Za-z0-9_.-]"));
   }
   if (s.ports.empty() && s.clients.empty() && s.senders.empty() && s.sasl_users.empty()) {
     return tl::unexpected(config_error(o, "name", kind, s.name,
@@ -213,13 +223,15 @@ Result<void> validate_stream(StreamSpec& s, const std::unordered_set<std::string
   }
   for (auto p : s.ports) {
     if (p < 1 || p > 65535) {
-      return tl::unexpected(config_error(o, "ports", kind, s.name, fmt::format("bad port {} in ports", p)));
+      return tl::unexpected(
+          config_error(o, "ports", kind, s.name, fmt::format("bad port {} in ports", p)));
     }
   }
   for (const auto& c : s.clients) {
     std::string why;
     if (!Cidr::parse(c, &why)) {
-      return tl::unexpected(config_error(o, "clients", kind, s.name, fmt::format("bad CIDR {:?}: {}", c, why)));
+      return tl::unexpected(
+          config_error(o, "clients", kind, s.name, fmt::format("bad CIDR {:?}: {}", c, why)));
     }
   }
   std::vector<std::string> senders;
@@ -231,40 +243,48 @@ Result<void> validate_stream(StreamSpec& s, const std::unordered_set<std::string
       n = normalize_address(snd);
     }
     if (!n) {
-      return tl::unexpected(config_error(o, "senders", kind, s.name,
-                                         fmt::format("bad sender {:?}: want \"@domain\" or \"user@domain\"", snd)));
+      return tl::unexpected(
+          config_error(o, "senders", kind, s.name,
+                       fmt::format("bad sender {:?}: want \"@domain\" or \"user@domain\"", snd)));
     }
     senders.push_back(std::move(*n));
   }
   s.senders = std::move(senders);
   for (const auto& u : s.sasl_users) {
-    const bool ok = !u.empty() && u.size() <= 255 &&
-                    std::none_of(u.begin(), u.end(), [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; });
+    const bool ok = !u.empty() && u.size() <= 255 && std::none_of(u.begin(), u.end(), [](char c) {
+      return static_cast<unsigned char>(c) <= ' ' || c == 0x7f;
+    });
     if (!ok) {
-      return tl::unexpected(config_error(o, "sasl_users", kind, s.name, fmt::format("bad SASL user {:?}", u)));
+      return tl::unexpected(
+          config_error(o, "sasl_users", kind, s.name, fmt::format("bad SASL user {:?}", u)));
     }
   }
   if (!s.transport.empty() && !valid_name(s.transport)) {
-    return tl::unexpected(config_error(o, "transport", kind, s.name,
-                                       fmt::format("bad transport {:?}: want a master.cf service name", s.transport)));
+    return tl::unexpected(config_error(
+        o, "transport", kind, s.name,
+        fmt::format("bad transport {:?}: want a master.cf service name", s.transport)));
   }
   if (!s.egress_ip.empty()) {
     auto ip = IpAddress::parse(s.egress_ip);
     if (!ip || s.egress_ip.find('/') != std::string::npos) {
-      return tl::unexpected(config_error(o, "egress_ip", kind, s.name, fmt::format("bad IP {:?}", s.egress_ip)));
+      return tl::unexpected(
+          config_error(o, "egress_ip", kind, s.name, fmt::format("bad IP {:?}", s.egress_ip)));
     }
   }
   if (auto r = normalize_domains(s.from_domains, o, "from_domains", kind, s.name); !r) return r;
   if (s.warmup) {
     if (!ramps.contains(s.warmup->ramp)) {
-      return tl::unexpected(config_error(o, "warmup", kind, s.name, fmt::format("unknown ramp {:?}", s.warmup->ramp)));
+      return tl::unexpected(config_error(o, "warmup", kind, s.name,
+                                         fmt::format("unknown ramp {:?}", s.warmup->ramp)));
     }
     if (s.warmup->min_daily < 1) {
-      return tl::unexpected(config_error(o, "warmup", kind, s.name, "warmup.min_daily must be at least 1"));
+      return tl::unexpected(
+          config_error(o, "warmup", kind, s.name, "warmup.min_daily must be at least 1"));
     }
   }
   if (s.daily_ceiling && *s.daily_ceiling < 0) {
-    return tl::unexpected(config_error(o, "daily_ceiling", kind, s.name, "daily_ceiling must not be negative"));
+    return tl::unexpected(
+        config_error(o, "daily_ceiling", kind, s.name, "daily_ceiling must not be negative"));
   }
   return {};
 }
@@ -272,21 +292,26 @@ Result<void> validate_stream(StreamSpec& s, const std::unordered_set<std::string
 Result<void> validate_ramp(const RampSpec& r) {
   constexpr std::string_view kind = "ramp";
   if (!valid_name(r.name)) {
-    return tl::unexpected(config_error(r.origin, "name", kind, r.name, "name must be 1-64 of [A-Za-z0-9_.-]"));
+    return tl::unexpected(
+        config_error(r.origin, "name", kind, r.name, "name must be 1-64 of [A-Za-z0-9_.-]"));
   }
-  if (r.steps.empty()) return tl::unexpected(config_error(r.origin, "steps", kind, r.name, "steps is empty"));
+  if (r.steps.empty())
+    return tl::unexpected(config_error(r.origin, "steps", kind, r.name, "steps is empty"));
   if (r.steps.front().day != 0) {
-    return tl::unexpected(config_error(r.origin, "steps", kind, r.name, "the first step must be day = 0"));
+    return tl::unexpected(
+        config_error(r.origin, "steps", kind, r.name, "the first step must be day = 0"));
   }
   for (std::size_t i = 0; i < r.steps.size(); ++i) {
     if (r.steps[i].hourly < 1) {
-      return tl::unexpected(config_error(r.origin, "steps", kind, r.name,
-                                         fmt::format("step for day {}: hourly must be at least 1", r.steps[i].day)));
+      return tl::unexpected(
+          config_error(r.origin, "steps", kind, r.name,
+                       fmt::format("step for day {}: hourly must be at least 1", r.steps[i].day)));
     }
     if (i > 0 && r.steps[i].day <= r.steps[i - 1].day) {
-      return tl::unexpected(config_error(
-          r.origin, "steps", kind, r.name,
-          fmt::format("steps must be sorted by day: day {} after day {}", r.steps[i].day, r.steps[i - 1].day)));
+      return tl::unexpected(
+          config_error(r.origin, "steps", kind, r.name,
+                       fmt::format("steps must be sorted by day: day {} after day {}",
+                                   r.steps[i].day, r.steps[i - 1].day)));
     }
   }
   return {};
@@ -307,21 +332,25 @@ Result<void> validate(RulesSpec& spec) {
   std::unordered_map<std::string, std::string> suffix_owner;
   for (auto& op : spec.operators) {
     if (!valid_name(op.name)) {
-      return tl::unexpected(config_error(op.origin, "name", "operator", op.name, "name must be 1-64 of [A-Za-z0-9_.-]"));
+      return tl::unexpected(config_error(op.origin, "name", "operator", op.name,
+                                         "name must be 1-64 of [A-Za-z0-9_.-]"));
     }
-    if (op.mx.empty()) return tl::unexpected(config_error(op.origin, "mx", "operator", op.name, "mx is empty"));
+    if (op.mx.empty())
+      return tl::unexpected(config_error(op.origin, "mx", "operator", op.name, "mx is empty"));
     std::vector<std::string> mx;
     for (const auto& m : op.mx) {
       const bool dot = !m.empty() && m.front() == '.';
       auto n = normalize_domain(dot ? std::string_view(m).substr(1) : std::string_view(m));
       if (!n) {
-        return tl::unexpected(config_error(op.origin, "mx", "operator", op.name, fmt::format("bad MX suffix {:?}", m)));
+        return tl::unexpected(config_error(op.origin, "mx", "operator", op.name,
+                                           fmt::format("bad MX suffix {:?}", m)));
       }
       std::string norm = dot ? "." + *n : *n;
       auto [it, fresh] = suffix_owner.emplace(*n, op.name);
       if (!fresh) {
-        return tl::unexpected(config_error(op.origin, "mx", "operator", op.name,
-                                           fmt::format("MX suffix {:?} already belongs to operator {:?}", m, it->second)));
+        return tl::unexpected(config_error(
+            op.origin, "mx", "operator", op.name,
+            fmt::format("MX suffix {:?} already belongs to operator {:?}", m, it->second)));
       }
       mx.push_back(std::move(norm));
     }
@@ -331,14 +360,19 @@ Result<void> validate(RulesSpec& spec) {
   for (const auto& c : spec.caps) {
     const auto id = c.id();
     if (!stream_names.contains(c.stream)) {
-      return tl::unexpected(config_error(c.origin, "stream", "cap", id, fmt::format("unknown stream {:?}", c.stream)));
+      return tl::unexpected(config_error(c.origin, "stream", "cap", id,
+                                         fmt::format("unknown stream {:?}", c.stream)));
     }
     if (!operator_names.contains(c.op)) {
-      return tl::unexpected(config_error(c.origin, "operator", "cap", id, fmt::format("unknown operator {:?}", c.op)));
+      return tl::unexpected(config_error(c.origin, "operator", "cap", id,
+                                         fmt::format("unknown operator {:?}", c.op)));
     }
-    if (c.daily < 0) return tl::unexpected(config_error(c.origin, "daily", "cap", id, "daily must not be negative"));
+    if (c.daily < 0)
+      return tl::unexpected(
+          config_error(c.origin, "daily", "cap", id, "daily must not be negative"));
     if (c.until_day && *c.until_day < 1) {
-      return tl::unexpected(config_error(c.origin, "until_day", "cap", id, "until_day must be at least 1"));
+      return tl::unexpected(
+          config_error(c.origin, "until_day", "cap", id, "until_day must be at least 1"));
     }
   }
   for (auto& e : spec.exclusions) {
@@ -350,13 +384,16 @@ Result<void> validate(RulesSpec& spec) {
     if (e.streams) {
       for (const auto& s : *e.streams) {
         if (s != "*" && !stream_names.contains(s)) {
-          return tl::unexpected(config_error(e.origin, "streams", kind, e.category, fmt::format("unknown stream {:?}", s)));
+          return tl::unexpected(config_error(e.origin, "streams", kind, e.category,
+                                             fmt::format("unknown stream {:?}", s)));
         }
       }
     }
-    if (e.effective_action() == ExclusionAction::Reject && !is_enhanced_status(e.effective_status(), '5')) {
-      return tl::unexpected(config_error(e.origin, "status", kind, e.category,
-                                         fmt::format("a reject needs a 5.x.x status, got {:?}", e.effective_status())));
+    if (e.effective_action() == ExclusionAction::Reject &&
+        !is_enhanced_status(e.effective_status(), '5')) {
+      return tl::unexpected(config_error(
+          e.origin, "status", kind, e.category,
+          fmt::format("a reject needs a 5.x.x status, got {:?}", e.effective_status())));
     }
     if (auto r = normalize_domains(e.domains, e.origin, "domains", kind, e.category); !r) return r;
     std::vector<std::string> addrs;
@@ -364,7 +401,8 @@ Result<void> validate(RulesSpec& spec) {
     for (const auto& a : e.addresses) {
       auto n = normalize_address(a);
       if (!n) {
-        return tl::unexpected(config_error(e.origin, "addresses", kind, e.category, fmt::format("bad address {:?}", a)));
+        return tl::unexpected(config_error(e.origin, "addresses", kind, e.category,
+                                           fmt::format("bad address {:?}", a)));
       }
       if (seen.insert(*n).second) addrs.push_back(std::move(*n));
     }

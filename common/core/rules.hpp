@@ -64,7 +64,7 @@ struct Date {
 struct Warmup {
   Date start;
   WarmupCount count = WarmupCount::SendDays;
-  std::string ramp;         // name of a [[ramp]]
+  std::string ramp;             // name of a [[ramp]]
   std::int64_t min_daily = 50;  // send-days only: accepted recipients that make a day count
   bool operator==(const Warmup&) const = default;
 };
@@ -108,19 +108,19 @@ struct OperatorSpec {
 
 struct CapSpec {
   std::string stream;
-  std::string op;  // operator name ("operator" in TOML)
-  std::int64_t daily = 0;                // 0 = gated out
-  std::optional<std::int64_t> until_day; // the cap stops applying at this warm-up day
+  std::string op;                         // operator name ("operator" in TOML)
+  std::int64_t daily = 0;                 // 0 = gated out
+  std::optional<std::int64_t> until_day;  // the cap stops applying at this warm-up day
   Origin origin;
   std::string id() const;  // "<stream>/<operator>"
   bool operator==(const CapSpec& o) const;
 };
 
 struct ExclusionSpec {
-  std::string category;  // the rule id; same category merges across files
-  std::optional<ExclusionAction> action;          // unset: not given by any file (defaults to reject)
+  std::string category;                   // the rule id; same category merges across files
+  std::optional<ExclusionAction> action;  // unset: not given by any file (defaults to reject)
   std::optional<std::vector<std::string>> streams;  // unset: not given; [] = no stream; "*" = all
-  std::optional<std::string> status;              // enhanced status for reject; unset: 5.7.1
+  std::optional<std::string> status;                // enhanced status for reject; unset: 5.7.1
   std::vector<std::string> domains;
   std::vector<std::string> addresses;
   Origin origin;

@@ -24,8 +24,8 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::compile(RulesSpec spec, std::int
         cs.sender_addresses.insert(snd, 0, DomainTable::Self);
       }
     }
-    cs.selectors = (s.ports.empty() ? 0 : 1) + (s.clients.empty() ? 0 : 1) + (s.senders.empty() ? 0 : 1) +
-                   (s.sasl_users.empty() ? 0 : 1);
+    cs.selectors = (s.ports.empty() ? 0 : 1) + (s.clients.empty() ? 0 : 1) +
+                   (s.senders.empty() ? 0 : 1) + (s.sasl_users.empty() ? 0 : 1);
     rs->streams_.push_back(std::move(cs));
   }
 
@@ -37,8 +37,9 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::compile(RulesSpec spec, std::int
     if (!ex.streams) continue;  // defined but applied to no stream
     const bool all = std::find(ex.streams->begin(), ex.streams->end(), "*") != ex.streams->end();
     for (std::size_t s = 0; s <= sp.streams.size(); ++s) {
-      const bool applies = all || (s < sp.streams.size() && std::find(ex.streams->begin(), ex.streams->end(),
-                                                                       sp.streams[s].name) != ex.streams->end());
+      const bool applies =
+          all || (s < sp.streams.size() && std::find(ex.streams->begin(), ex.streams->end(),
+                                                     sp.streams[s].name) != ex.streams->end());
       if (!applies) continue;
       auto& idx = rs->exclusions_[s];
       const auto value = static_cast<std::uint32_t>(e);
@@ -58,19 +59,23 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::compile(RulesSpec spec, std::int
   return std::shared_ptr<const RuleSet>(std::move(rs));
 }
 
-bool RuleSet::stream_matches(std::size_t i, const StreamQuery& q, const std::optional<IpAddress>& client) const {
+bool RuleSet::stream_matches(std::size_t i, const StreamQuery& q,
+                             const std::optional<IpAddress>& client) const {
   const auto& s = spec_.streams[i];
   const auto& cs = streams_[i];
   if (!s.ports.empty()) {
-    if (!q.port || std::find(s.ports.begin(), s.ports.end(), *q.port) == s.ports.end()) return false;
+    if (!q.port || std::find(s.ports.begin(), s.ports.end(), *q.port) == s.ports.end())
+      return false;
   }
   if (!cs.clients.empty() && (!client || !cs.clients.contains(*client))) return false;
   if (!s.senders.empty()) {
     std::string_view snd = q.sender;
-    if (snd.size() >= 2 && snd.front() == '<' && snd.back() == '>') snd = snd.substr(1, snd.size() - 2);
+    if (snd.size() >= 2 && snd.front() == '<' && snd.back() == '>')
+      snd = snd.substr(1, snd.size() - 2);
     const auto at = snd.rfind('@');
     if (at == std::string_view::npos) return false;  // null sender or no domain
-    if (!cs.sender_addresses.find(snd) && !cs.sender_domains.find_covering(snd.substr(at + 1))) return false;
+    if (!cs.sender_addresses.find(snd) && !cs.sender_domains.find_covering(snd.substr(at + 1)))
+      return false;
   }
   if (!s.sasl_users.empty()) {
     if (q.sasl_user.empty() ||
@@ -144,8 +149,12 @@ const T* by_name(const std::vector<T>& v, std::string_view name) {
 }
 }  // namespace
 
-const StreamSpec* RuleSet::stream(std::string_view name) const { return by_name(spec_.streams, name); }
+const StreamSpec* RuleSet::stream(std::string_view name) const {
+  return by_name(spec_.streams, name);
+}
 const RampSpec* RuleSet::ramp(std::string_view name) const { return by_name(spec_.ramps, name); }
-const OperatorSpec* RuleSet::op(std::string_view name) const { return by_name(spec_.operators, name); }
+const OperatorSpec* RuleSet::op(std::string_view name) const {
+  return by_name(spec_.operators, name);
+}
 
 }  // namespace rampart::core

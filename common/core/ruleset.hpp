@@ -34,7 +34,8 @@ struct MxRecord {
 class RuleSet {
  public:
   // Validates (normalising `spec` in place) and builds every matcher; all or nothing.
-  [[nodiscard]] static Result<std::shared_ptr<const RuleSet>> compile(RulesSpec spec, std::int64_t version = 0);
+  [[nodiscard]] static Result<std::shared_ptr<const RuleSet>> compile(RulesSpec spec,
+                                                                      std::int64_t version = 0);
 
   const RulesSpec& spec() const { return spec_; }
   std::int64_t version() const { return version_; }
@@ -51,7 +52,8 @@ class RuleSet {
   // Exclusion that applies to `recipient` for mail in `stream` (nullptr = mail in no stream, to
   // which only exclusions with streams = ["*"] apply). Exact addresses win over domains; a domain
   // covers its subdomains; case and a trailing dot do not matter.
-  std::optional<ExclusionHit> find_exclusion(const StreamSpec* stream, std::string_view recipient) const;
+  std::optional<ExclusionHit> find_exclusion(const StreamSpec* stream,
+                                             std::string_view recipient) const;
 
   // Operator whose MX suffix covers this host (most specific suffix wins), or nullptr.
   const OperatorSpec* operator_for_host(std::string_view mx_host) const;
@@ -75,7 +77,8 @@ class RuleSet {
     DomainTable domains;    // -> index into spec_.exclusions
     DomainTable addresses;  // -> index into spec_.exclusions
   };
-  bool stream_matches(std::size_t i, const StreamQuery& q, const std::optional<IpAddress>& client) const;
+  bool stream_matches(std::size_t i, const StreamQuery& q,
+                      const std::optional<IpAddress>& client) const;
 
   RulesSpec spec_;
   std::int64_t version_ = 0;

@@ -12,8 +12,9 @@ std::string ascii_lower(std::string_view s) {
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return ascii_lower(x) == ascii_lower(y);
+         });
 }
 
 std::optional<std::string> normalize_domain(std::string_view domain) {
@@ -53,7 +54,8 @@ std::optional<std::string> normalize_address(std::string_view address) {
   if (at == std::string_view::npos || at == 0 || at > 64 * 4) return std::nullopt;
   const auto local = address.substr(0, at);
   for (char c : local) {
-    if (static_cast<unsigned char>(c) <= ' ' || c == '<' || c == '>' || c == 0x7f) return std::nullopt;
+    if (static_cast<unsigned char>(c) <= ' ' || c == '<' || c == '>' || c == 0x7f)
+      return std::nullopt;
   }
   auto domain = normalize_domain(address.substr(at + 1));
   if (!domain) return std::nullopt;
@@ -66,7 +68,10 @@ bool is_enhanced_status(std::string_view s, char klass) {
   std::size_t i = 2;
   auto digits = [&](std::size_t max) {
     std::size_t n = 0;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') { ++i; ++n; }
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      ++i;
+      ++n;
+    }
     return n >= 1 && n <= max;
   };
   if (!digits(3) || i >= s.size() || s[i] != '.') return false;

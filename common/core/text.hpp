@@ -8,7 +8,9 @@
 
 namespace rampart::core {
 
-constexpr char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
+constexpr char ascii_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c;
+}
 std::string ascii_lower(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);
 

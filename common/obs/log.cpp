@@ -38,13 +38,16 @@ void init(std::string_view program, Level level) {
   g_level = static_cast<int>(level);
 }
 
-bool enabled(Level level) { return static_cast<int>(level) <= g_level.load(std::memory_order_relaxed); }
+bool enabled(Level level) {
+  return static_cast<int>(level) <= g_level.load(std::memory_order_relaxed);
+}
 
 void log(Level level, std::string_view event, std::string_view fields) {
   if (!enabled(level)) return;
   std::lock_guard lock(g_mu);
-  std::fprintf(stderr, "%s[%ld]: %.*s %.*s%s%.*s\n", g_program.c_str(), static_cast<long>(::getpid()),
-               static_cast<int>(name(level).size()), name(level).data(), static_cast<int>(event.size()), event.data(),
+  std::fprintf(stderr, "%s[%ld]: %.*s %.*s%s%.*s\n", g_program.c_str(),
+               static_cast<long>(::getpid()), static_cast<int>(name(level).size()),
+               name(level).data(), static_cast<int>(event.size()), event.data(),
                fields.empty() ? "" : " ", static_cast<int>(fields.size()), fields.data());
 }
 

@@ -43,7 +43,8 @@ class Entry {
   Entry(const toml::table& t, std::string_view kind, std::string_view file) : t_(t), kind_(kind) {
     origin_.file = std::string(file);
     origin_.line = line_of(t);
-    for (auto&& [k, v] : t) origin_.key_lines.emplace_back(std::string(k.str()), static_cast<int>(k.source().begin.line));
+    for (auto&& [k, v] : t)
+      origin_.key_lines.emplace_back(std::string(k.str()), static_cast<int>(k.source().begin.line));
   }
 
   const toml::table& table() const { return t_; }
@@ -55,7 +56,8 @@ class Entry {
     if (label_.empty()) return fail(Errc::Config, fmt::format("{}: {}: {}", where, kind_, msg));
     return fail(Errc::Config, fmt::format("{}: {} {:?}: {}", where, kind_, label_, msg));
   }
-  tl::unexpected<Error> wrong_type(std::string_view key, std::string_view want, const toml::node& got) const {
+  tl::unexpected<Error> wrong_type(std::string_view key, std::string_view want,
+                                   const toml::node& got) const {
     return error(key, fmt::format("{}: expected {}, got {}", key, want, type_name(got)));
   }
 
@@ -114,13 +116,15 @@ Result<core::Warmup> read_warmup(const Entry& e, const toml::node& n) {
     if (key == "start") {
       if (const auto* d = v.as_date()) {
         const auto& dv = d->get();
-        auto parsed = core::Date::parse(fmt::format("{:04}-{:02}-{:02}", dv.year, dv.month, dv.day));
+        auto parsed =
+            core::Date::parse(fmt::format("{:04}-{:02}-{:02}", dv.year, dv.month, dv.day));
         if (!parsed) return e.error("warmup", "warmup.start: not a valid date");
         w.start = *parsed;
       } else if (v.is_string()) {
         auto parsed = core::Date::parse(v.as_string()->get());
         if (!parsed) {
-          return e.error("warmup", fmt::format("warmup.start: want YYYY-MM-DD, got {:?}", v.as_string()->get()));
+          return e.error("warmup", fmt::format("warmup.start: want YYYY-MM-DD, got {:?}",
+                                               v.as_string()->get()));
         }
         w.start = *parsed;
       } else {
@@ -130,7 +134,9 @@ Result<core::Warmup> read_warmup(const Entry& e, const toml::node& n) {
     } else if (key == "count") {
       RAMPART_TRY(s, e.string("warmup.count", v));
       auto c = core::parse_warmup_count(s);
-      if (!c) return e.error("warmup", fmt::format("warmup.count: want \"calendar\" or \"send-days\", got {:?}", s));
+      if (!c)
+        return e.error(
+            "warmup", fmt::format("warmup.count: want \"calendar\" or \"send-days\", got {:?}", s));
       w.count = *c;
     } else if (key == "ramp") {
       RAMPART_TRY(s, e.string("warmup.ramp", v));
@@ -187,7 +193,8 @@ Result<core::StreamSpec> read_stream(const toml::table& t, std::string_view file
     } else if (key == "over_cap") {
       RAMPART_TRY(x, e.string(key, v));
       auto oc = core::parse_over_cap(x);
-      if (!oc) return e.error(key, fmt::format("over_cap: want \"defer\" or \"hold\", got {:?}", x));
+      if (!oc)
+        return e.error(key, fmt::format("over_cap: want \"defer\" or \"hold\", got {:?}", x));
       s.over_cap = *oc;
     } else if (key == "hygiene") {
       RAMPART_TRY(x, e.string(key, v));
@@ -298,7 +305,9 @@ Result<core::ExclusionSpec> read_exclusion(const toml::table& t, std::string_vie
     if (key == "action") {
       RAMPART_TRY(s, e.string(key, v));
       auto a = core::parse_exclusion_action(s);
-      if (!a) return e.error(key, fmt::format("action: want \"reject\", \"hold\" or \"discard\", got {:?}", s));
+      if (!a)
+        return e.error(
+            key, fmt::format("action: want \"reject\", \"hold\" or \"discard\", got {:?}", s));
       x.action = *a;
     } else if (key == "streams") {
       RAMPART_TRY(s, e.strings(key, v));
@@ -322,11 +331,13 @@ Result<core::ExclusionSpec> read_exclusion(const toml::table& t, std::string_vie
 
 template <class T>
 Result<void> read_all(const toml::node& n, std::string_view key, std::string_view file,
-                      Result<T> (*read)(const toml::table&, std::string_view), std::vector<T>& out) {
+                      Result<T> (*read)(const toml::table&, std::string_view),
+                      std::vector<T>& out) {
   const auto* a = n.as_array();
   if (a == nullptr || !a->is_array_of_tables()) {
-    return fail(Errc::Config, fmt::format("{}:{}: {}: expected [[{}]] tables (an array of tables), got {}", file,
-                                          line_of(n), key, key, type_name(n)));
+    return fail(Errc::Config,
+                fmt::format("{}:{}: {}: expected [[{}]] tables (an array of tables), got {}", file,
+                            line_of(n), key, key, type_name(n)));
   }
   for (const auto& t : *a) {
     RAMPART_TRY(item, read(*t.as_table(), file));
@@ -368,12 +379,16 @@ Result<ParsedFile> parse(std::string_view toml_text, std::string_view file_name)
       bool ok = a != nullptr;
       if (ok) {
         for (const auto& g : *a) {
-          if (!g.is_string()) { ok = false; break; }
+          if (!g.is_string()) {
+            ok = false;
+            break;
+          }
           out.includes.push_back(g.as_string()->get());
         }
       }
       if (!ok) {
-        return fail(Errc::Config, fmt::format("{}:{}: include: expected an array of glob strings", file_name, line));
+        return fail(Errc::Config, fmt::format("{}:{}: include: expected an array of glob strings",
+                                              file_name, line));
       }
     } else {
       std::string hint;
@@ -382,7 +397,8 @@ Result<ParsedFile> parse(std::string_view toml_text, std::string_view file_name)
           hint = fmt::format(" (write [[{}]], an array of tables)", known);
         }
       }
-      return fail(Errc::Config, fmt::format("{}:{}: unknown top-level key {:?}{}", file_name, line, key, hint));
+      return fail(Errc::Config,
+                  fmt::format("{}:{}: unknown top-level key {:?}{}", file_name, line, key, hint));
     }
     if (!r) return tl::unexpected(r.error());
   }
@@ -399,7 +415,8 @@ Result<std::vector<std::string>> expand_glob(const std::string& pattern, bool mu
   if (rc == 0) {
     for (std::size_t i = 0; i < g.gl_pathc; ++i) {
       std::string p = g.gl_pathv[i];
-      if (!p.empty() && p.back() != '/') out.push_back(std::move(p));  // GLOB_MARK: skip directories
+      if (!p.empty() && p.back() != '/')
+        out.push_back(std::move(p));  // GLOB_MARK: skip directories
     }
   }
   globfree(&g);
@@ -408,13 +425,15 @@ Result<std::vector<std::string>> expand_glob(const std::string& pattern, bool mu
   if ((rc == GLOB_NOMATCH || rc == GLOB_ABORTED) && must_match) {
     return fail(Errc::Config, fmt::format("{}: no such file", pattern));
   }
-  if (rc != 0 && rc != GLOB_NOMATCH && rc != GLOB_ABORTED) return fail(Errc::Config, fmt::format("{}: cannot read", pattern));
+  if (rc != 0 && rc != GLOB_NOMATCH && rc != GLOB_ABORTED)
+    return fail(Errc::Config, fmt::format("{}: cannot read", pattern));
   return out;  // glob(3) returns sorted names, so includes apply in a stable order
 }
 
 Result<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(Errc::Config, fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
+  if (!in)
+    return fail(Errc::Config, fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -425,7 +444,8 @@ Result<std::string> read_file(const std::string& path) {
 Result<core::RulesSpec> load_files(const std::vector<std::string>& paths) {
   core::RulesSpec merged;
   std::set<std::string> seen;
-  std::function<Result<void>(const std::string&, int)> visit = [&](const std::string& path, int depth) -> Result<void> {
+  std::function<Result<void>(const std::string&, int)> visit = [&](const std::string& path,
+                                                                   int depth) -> Result<void> {
     std::error_code ec;
     auto canon = std::filesystem::weakly_canonical(path, ec).string();
     if (ec) canon = path;

@@ -68,22 +68,25 @@ std::string to_toml(const core::RulesSpec& spec) {
     if (!s.from_domains.empty()) out += fmt::format("from_domains = {}\n", list(s.from_domains));
     if (s.warmup) {
       out += fmt::format("warmup = {{ start = {}, count = {}, ramp = {}, min_daily = {} }}\n",
-                         quote(s.warmup->start.str()), quote(to_string(s.warmup->count)), quote(s.warmup->ramp),
-                         s.warmup->min_daily);
+                         quote(s.warmup->start.str()), quote(to_string(s.warmup->count)),
+                         quote(s.warmup->ramp), s.warmup->min_daily);
     }
     if (s.daily_ceiling) out += fmt::format("daily_ceiling = {}\n", *s.daily_ceiling);
-    out += fmt::format("over_cap = {}\nhygiene = {}\n\n", quote(to_string(s.over_cap)), quote(to_string(s.hygiene)));
+    out += fmt::format("over_cap = {}\nhygiene = {}\n\n", quote(to_string(s.over_cap)),
+                       quote(to_string(s.hygiene)));
   }
   for (const auto& r : spec.ramps) {
     out += fmt::format("[[ramp]]\nname = {}\nsteps = [\n", quote(r.name));
-    for (const auto& st : r.steps) out += fmt::format("  {{ day = {}, hourly = {} }},\n", st.day, st.hourly);
+    for (const auto& st : r.steps)
+      out += fmt::format("  {{ day = {}, hourly = {} }},\n", st.day, st.hourly);
     out += "]\n\n";
   }
   for (const auto& o : spec.operators) {
     out += fmt::format("[[operator]]\nname = {}\nmx = {}\n\n", quote(o.name), list(o.mx));
   }
   for (const auto& c : spec.caps) {
-    out += fmt::format("[[cap]]\nstream = {}\noperator = {}\ndaily = {}\n", quote(c.stream), quote(c.op), c.daily);
+    out += fmt::format("[[cap]]\nstream = {}\noperator = {}\ndaily = {}\n", quote(c.stream),
+                       quote(c.op), c.daily);
     if (c.until_day) out += fmt::format("until_day = {}\n", *c.until_day);
     out += "\n";
   }
@@ -92,58 +95,70 @@ std::string to_toml(const core::RulesSpec& spec) {
     if (e.action) out += fmt::format("action = {}\n", quote(to_string(*e.action)));
     if (e.streams) out += fmt::format("streams = {}\n", list(*e.streams));
     if (e.status) out += fmt::format("status = {}\n", quote(*e.status));
-    out += fmt::format("domains = {}\naddresses = {}\n\n", long_list(e.domains, "  "), long_list(e.addresses, "  "));
+    out += fmt::format("domains = {}\naddresses = {}\n\n", long_list(e.domains, "  "),
+                       long_list(e.addresses, "  "));
   }
   return out;
 }
 
 std::string to_json(const core::RulesSpec& spec) {
-  auto opt_int = [](const std::optional<std::int64_t>& v) { return v ? std::to_string(*v) : std::string("null"); };
+  auto opt_int = [](const std::optional<std::int64_t>& v) {
+    return v ? std::to_string(*v) : std::string("null");
+  };
   std::string out = "{\n  \"streams\": [";
   for (std::size_t i = 0; i < spec.streams.size(); ++i) {
     const auto& s = spec.streams[i];
     std::string warmup = "null";
     if (s.warmup) {
-      warmup = fmt::format(R"({{"start": {}, "count": {}, "ramp": {}, "min_daily": {}}})", quote(s.warmup->start.str()),
-                           quote(to_string(s.warmup->count)), quote(s.warmup->ramp), s.warmup->min_daily);
+      warmup = fmt::format(R"({{"start": {}, "count": {}, "ramp": {}, "min_daily": {}}})",
+                           quote(s.warmup->start.str()), quote(to_string(s.warmup->count)),
+                           quote(s.warmup->ramp), s.warmup->min_daily);
     }
     out += fmt::format(
-        "{}\n    {{\"name\": {}, \"ports\": {}, \"clients\": {}, \"senders\": {}, \"sasl_users\": {}, "
-        "\"transport\": {}, \"egress_ip\": {}, \"from_domains\": {}, \"warmup\": {}, \"daily_ceiling\": {}, "
+        "{}\n    {{\"name\": {}, \"ports\": {}, \"clients\": {}, \"senders\": {}, \"sasl_users\": "
+        "{}, "
+        "\"transport\": {}, \"egress_ip\": {}, \"from_domains\": {}, \"warmup\": {}, "
+        "\"daily_ceiling\": {}, "
         "\"over_cap\": {}, \"hygiene\": {}}}",
-        i ? "," : "", quote(s.name), list(s.ports), list(s.clients), list(s.senders), list(s.sasl_users),
-        quote(s.transport), quote(s.egress_ip), list(s.from_domains), warmup, opt_int(s.daily_ceiling),
-        quote(to_string(s.over_cap)), quote(to_string(s.hygiene)));
+        i ? "," : "", quote(s.name), list(s.ports), list(s.clients), list(s.senders),
+        list(s.sasl_users), quote(s.transport), quote(s.egress_ip), list(s.from_domains), warmup,
+        opt_int(s.daily_ceiling), quote(to_string(s.over_cap)), quote(to_string(s.hygiene)));
   }
   out += "\n  ],\n  \"ramps\": [";
   for (std::size_t i = 0; i < spec.ramps.size(); ++i) {
     const auto& r = spec.ramps[i];
     std::string steps = "[";
     for (std::size_t k = 0; k < r.steps.size(); ++k) {
-      steps += fmt::format(R"({}{{"day": {}, "hourly": {}}})", k ? ", " : "", r.steps[k].day, r.steps[k].hourly);
+      steps += fmt::format(R"({}{{"day": {}, "hourly": {}}})", k ? ", " : "", r.steps[k].day,
+                           r.steps[k].hourly);
     }
-    out += fmt::format("{}\n    {{\"name\": {}, \"steps\": {}]}}", i ? "," : "", quote(r.name), steps);
+    out +=
+        fmt::format("{}\n    {{\"name\": {}, \"steps\": {}]}}", i ? "," : "", quote(r.name), steps);
   }
   out += "\n  ],\n  \"operators\": [";
   for (std::size_t i = 0; i < spec.operators.size(); ++i) {
     const auto& o = spec.operators[i];
-    out += fmt::format("{}\n    {{\"name\": {}, \"mx\": {}}}", i ? "," : "", quote(o.name), list(o.mx));
+    out += fmt::format("{}\n    {{\"name\": {}, \"mx\": {}}}", i ? "," : "", quote(o.name),
+                       list(o.mx));
   }
   out += "\n  ],\n  \"caps\": [";
   for (std::size_t i = 0; i < spec.caps.size(); ++i) {
     const auto& c = spec.caps[i];
-    out += fmt::format("{}\n    {{\"id\": {}, \"stream\": {}, \"operator\": {}, \"daily\": {}, \"until_day\": {}}}",
-                       i ? "," : "", quote(c.id()), quote(c.stream), quote(c.op), c.daily, opt_int(c.until_day));
+    out += fmt::format(
+        "{}\n    {{\"id\": {}, \"stream\": {}, \"operator\": {}, \"daily\": {}, \"until_day\": "
+        "{}}}",
+        i ? "," : "", quote(c.id()), quote(c.stream), quote(c.op), c.daily, opt_int(c.until_day));
   }
   out += "\n  ],\n  \"exclusions\": [";
   for (std::size_t i = 0; i < spec.exclusions.size(); ++i) {
     const auto& e = spec.exclusions[i];
     out += fmt::format(
-        "{}\n    {{\"category\": {}, \"action\": {}, \"streams\": {}, \"status\": {}, \"domains\": {}, "
+        "{}\n    {{\"category\": {}, \"action\": {}, \"streams\": {}, \"status\": {}, \"domains\": "
+        "{}, "
         "\"addresses\": {}}}",
         i ? "," : "", quote(e.category), e.action ? quote(to_string(*e.action)) : "null",
-        e.streams ? list(*e.streams) : "null", e.status ? quote(*e.status) : "null", list(e.domains),
-        list(e.addresses));
+        e.streams ? list(*e.streams) : "null", e.status ? quote(*e.status) : "null",
+        list(e.domains), list(e.addresses));
   }
   out += "\n  ]\n}\n";
   return out;

@@ -14,7 +14,8 @@ namespace {
 
 Errc classify_sqlstate(const std::string& state) {
   const auto cls = state.substr(0, 2);
-  if (cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "55") return Errc::Temporary;
+  if (cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "55")
+    return Errc::Temporary;
   if (cls == "28" || state == "3D000") return Errc::Config;  // bad credentials, no such database
   return Errc::Internal;
 }
@@ -32,9 +33,11 @@ std::string redact(const std::string& url) {
 class PgSql final : public Sql {
  public:
   PgSql(std::string url, const OpenOptions& options) : url_(std::move(url)), shown_(redact(url_)) {
-    const auto secs = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(options.connect_timeout).count());
+    const auto secs = std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::seconds>(options.connect_timeout).count());
     if (url_.find("connect_timeout=") == std::string::npos) {
-      conninfo_ = url_ + (url_.find('?') == std::string::npos ? "?" : "&") + fmt::format("connect_timeout={}", secs);
+      conninfo_ = url_ + (url_.find('?') == std::string::npos ? "?" : "&") +
+                  fmt::format("connect_timeout={}", secs);
     } else {
       conninfo_ = url_;
     }
@@ -146,7 +149,8 @@ class PgSql final : public Sql {
       conn_.reset();
       return fail(Errc::Temporary, fmt::format("postgresql {}: {}", shown_, trim(e.what())));
     } catch (const pqxx::sql_error& e) {
-      return fail(classify_sqlstate(e.sqlstate()), fmt::format("postgresql {}: {}", shown_, trim(e.what())));
+      return fail(classify_sqlstate(e.sqlstate()),
+                  fmt::format("postgresql {}: {}", shown_, trim(e.what())));
     } catch (const pqxx::failure& e) {
       return fail(Errc::Temporary, fmt::format("postgresql {}: {}", shown_, trim(e.what())));
     } catch (const std::exception& e) {

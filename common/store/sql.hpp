@@ -26,7 +26,8 @@ class Sql {
   // Several statements, no parameters (migrations).
   [[nodiscard]] virtual Result<void> exec_script(std::string_view sql) = 0;
   // One statement; rows of a SELECT (or RETURNING), empty otherwise.
-  [[nodiscard]] virtual Result<std::vector<Row>> query(std::string_view sql, std::span<const Value> params = {}) = 0;
+  [[nodiscard]] virtual Result<std::vector<Row>> query(std::string_view sql,
+                                                       std::span<const Value> params = {}) = 0;
   // A write transaction. SQLite takes the write lock up front (BEGIN IMMEDIATE); PostgreSQL
   // additionally serialises rule writers with an advisory lock.
   [[nodiscard]] virtual Result<void> begin() = 0;
@@ -34,12 +35,14 @@ class Sql {
   virtual void rollback() noexcept = 0;
 };
 
-std::int64_t as_int(const Value& v);   // integer, or text holding one; 0 for NULL
-std::string as_text(const Value& v);   // text, or an integer printed; "" for NULL
+std::int64_t as_int(const Value& v);  // integer, or text holding one; 0 for NULL
+std::string as_text(const Value& v);  // text, or an integer printed; "" for NULL
 bool is_null(const Value& v);
 
-[[nodiscard]] Result<std::unique_ptr<Sql>> open_sqlite(const std::string& path, const OpenOptions& options);
-[[nodiscard]] Result<std::unique_ptr<Sql>> open_pgsql(const std::string& url, const OpenOptions& options);
+[[nodiscard]] Result<std::unique_ptr<Sql>> open_sqlite(const std::string& path,
+                                                       const OpenOptions& options);
+[[nodiscard]] Result<std::unique_ptr<Sql>> open_pgsql(const std::string& url,
+                                                      const OpenOptions& options);
 
 // Migrations carried in the binary (generated from schema/<dialect>/NNNN_*.sql).
 struct Migration {

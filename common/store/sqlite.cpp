@@ -17,16 +17,13 @@ Errc classify(int rc) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_IOERR:
-    case SQLITE_FULL:
-      return Errc::Temporary;
+    case SQLITE_FULL: return Errc::Temporary;
     case SQLITE_CANTOPEN:
     case SQLITE_NOTADB:
     case SQLITE_READONLY:
     case SQLITE_PERM:
-    case SQLITE_AUTH:
-      return Errc::Config;
-    default:
-      return Errc::Internal;
+    case SQLITE_AUTH: return Errc::Config;
+    default: return Errc::Internal;
   }
 }
 
@@ -89,10 +86,13 @@ class SqliteSql final : public Sql {
       for (int c = 0; c < n; ++c) {
         switch (sqlite3_column_type(stmt, c)) {
           case SQLITE_NULL: row.emplace_back(std::monostate{}); break;
-          case SQLITE_INTEGER: row.emplace_back(static_cast<std::int64_t>(sqlite3_column_int64(stmt, c))); break;
+          case SQLITE_INTEGER:
+            row.emplace_back(static_cast<std::int64_t>(sqlite3_column_int64(stmt, c)));
+            break;
           default: {
             const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, c));
-            row.emplace_back(std::string(p != nullptr ? p : "", static_cast<std::size_t>(sqlite3_column_bytes(stmt, c))));
+            row.emplace_back(std::string(p != nullptr ? p : "",
+                                         static_cast<std::size_t>(sqlite3_column_bytes(stmt, c))));
           }
         }
       }
@@ -119,7 +119,8 @@ class SqliteSql final : public Sql {
     std::string key(sql);
     if (auto it = cache_.find(key); it != cache_.end()) return it->second;
     sqlite3_stmt* stmt = nullptr;
-    const int rc = sqlite3_prepare_v2(db_, key.c_str(), static_cast<int>(key.size()), &stmt, nullptr);
+    const int rc =
+        sqlite3_prepare_v2(db_, key.c_str(), static_cast<int>(key.size()), &stmt, nullptr);
     if (rc != SQLITE_OK) return error(rc, sqlite3_errmsg(db_));
     cache_.emplace(std::move(key), stmt);
     return stmt;
@@ -134,8 +135,8 @@ class SqliteSql final : public Sql {
 
 Result<std::unique_ptr<Sql>> open_sqlite(const std::string& path, const OpenOptions& options) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string what = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);

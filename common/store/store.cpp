@@ -85,7 +85,9 @@ class SqlStore final : public Store {
  public:
   explicit SqlStore(std::unique_ptr<Sql> sql) : sql_(std::move(sql)) {}
 
-  std::string_view engine() const override { return sql_->dialect() == "pgsql" ? "postgresql" : "sqlite"; }
+  std::string_view engine() const override {
+    return sql_->dialect() == "pgsql" ? "postgresql" : "sqlite";
+  }
 
   Result<int> schema_version() override {
     // The table may not exist yet: create it (idempotent, same SQL on both engines).
@@ -119,7 +121,8 @@ class SqlStore final : public Store {
 
   Result<RulesVersion> rules_version() override {
     if (auto r = require_schema(); !r) return tl::unexpected(r.error());
-    RAMPART_TRY(rows, sql_->query("SELECT version, applied_at, note FROM rules_version WHERE id = 1"));
+    RAMPART_TRY(rows,
+                sql_->query("SELECT version, applied_at, note FROM rules_version WHERE id = 1"));
     if (rows.empty()) return fail(Errc::Internal, "store: rules_version row is missing");
     const auto& r = rows.front();
     return RulesVersion{as_int(r[0]), as_text(r[1]), as_text(r[2])};
@@ -144,15 +147,18 @@ class SqlStore final : public Store {
     for (const auto& r : ramps) {
       core::RampSpec ramp{as_text(r[0]), {}, parse_origin(as_text(r[1]))};
       const Value name{ramp.name};
-      RAMPART_TRY(steps, sql_->query("SELECT day, hourly FROM ramp_steps WHERE ramp = $1 ORDER BY day",
-                                       std::span(&name, 1)));
+      RAMPART_TRY(steps,
+                  sql_->query("SELECT day, hourly FROM ramp_steps WHERE ramp = $1 ORDER BY day",
+                              std::span(&name, 1)));
       for (const auto& s : steps) ramp.steps.push_back({as_int(s[0]), as_int(s[1])});
       spec.ramps.push_back(std::move(ramp));
     }
-    RAMPART_TRY(streams, sql_->query(
-                               "SELECT name, ports, clients, senders, sasl_users, transport, egress_ip, from_domains, "
-                               "warmup_start, warmup_count, warmup_ramp, warmup_min_daily, daily_ceiling, over_cap, "
-                               "hygiene, origin FROM streams ORDER BY position"));
+    RAMPART_TRY(
+        streams,
+        sql_->query(
+            "SELECT name, ports, clients, senders, sasl_users, transport, egress_ip, from_domains, "
+            "warmup_start, warmup_count, warmup_ramp, warmup_min_daily, daily_ceiling, over_cap, "
+            "hygiene, origin FROM streams ORDER BY position"));
     for (const auto& r : streams) {
       core::StreamSpec s;
       s.name = as_text(r[0]);
@@ -187,17 +193,24 @@ class SqlStore final : public Store {
       }
       spec.operators.push_back(std::move(o));
     }
-    RAMPART_TRY(caps, sql_->query("SELECT stream, operator, daily, until_day, origin FROM caps ORDER BY position"));
+    RAMPART_TRY(
+        caps, sql_->query(
+                  "SELECT stream, operator, daily, until_day, origin FROM caps ORDER BY position"));
     for (const auto& r : caps) {
       core::CapSpec c{as_text(r[0]), as_text(r[1]), as_int(r[2]), {}, parse_origin(as_text(r[4]))};
       if (!is_null(r[3])) c.until_day = as_int(r[3]);
       spec.caps.push_back(std::move(c));
     }
-    RAMPART_TRY(excl, sql_->query("SELECT category, action, streams, status, origin FROM exclusions ORDER BY position"));
-    RAMPART_TRY(entries, sql_->query(
-                               "SELECT category, kind, value FROM exclusion_entries "
-                               "WHERE expires_at IS NULL OR expires_at > $1 ORDER BY category, position, value",
-                               std::vector<Value>{now_utc()}));
+    RAMPART_TRY(
+        excl,
+        sql_->query(
+            "SELECT category, action, streams, status, origin FROM exclusions ORDER BY position"));
+    RAMPART_TRY(
+        entries,
+        sql_->query(
+            "SELECT category, kind, value FROM exclusion_entries "
+            "WHERE expires_at IS NULL OR expires_at > $1 ORDER BY category, position, value",
+            std::vector<Value>{now_utc()}));
     std::unordered_map<std::string, std::vector<const Row*>> by_category;
     for (const auto& en : entries) by_category[as_text(en[0])].push_back(&en);
     for (const auto& r : excl) {
@@ -212,7 +225,8 @@ class SqlStore final : public Store {
       if (!is_null(r[3])) e.status = as_text(r[3]);
       e.origin = parse_origin(as_text(r[4]));
       for (const Row* en : by_category[e.category]) {
-        ((*en)[1] == Value{std::string("domain")} ? e.domains : e.addresses).push_back(as_text((*en)[2]));
+        ((*en)[1] == Value{std::string("domain")} ? e.domains : e.addresses)
+            .push_back(as_text((*en)[2]));
       }
       spec.exclusions.push_back(std::move(e));
     }
@@ -225,23 +239,30 @@ class SqlStore final : public Store {
       "applied_at TEXT NOT NULL)";
 
   tl::unexpected<Error> too_new(int version) const {
-    return fail(Errc::Config, fmt::format("store schema version {} is newer than this rampart knows ({}): upgrade rampart",
-                                          version, latest_schema_version()));
+    return fail(
+        Errc::Config,
+        fmt::format(
+            "store schema version {} is newer than this rampart knows ({}): upgrade rampart",
+            version, latest_schema_version()));
   }
   tl::unexpected<Error> corrupt(std::string_view table, std::string_view key) const {
-    return fail(Errc::Internal, fmt::format("store: table {} row {:?} holds a value this rampart cannot read", table, key));
+    return fail(
+        Errc::Internal,
+        fmt::format("store: table {} row {:?} holds a value this rampart cannot read", table, key));
   }
 
   // Returns false when the migration was already applied by someone else (checked under lock).
   Result<bool> apply_migration(const Migration& m) {
     const Value v{static_cast<std::int64_t>(m.version)};
-    RAMPART_TRY(have, sql_->query("SELECT version FROM schema_version WHERE version = $1", std::span(&v, 1)));
+    RAMPART_TRY(have, sql_->query("SELECT version FROM schema_version WHERE version = $1",
+                                  std::span(&v, 1)));
     if (!have.empty()) return false;
     if (auto r = sql_->exec_script(m.sql); !r) {
       return fail(r.error().code, fmt::format("migration {}: {}", m.name, r.error().what));
     }
     const std::vector<Value> row{v, std::string(m.name), now_utc()};
-    auto ins = sql_->query("INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)", row);
+    auto ins = sql_->query(
+        "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)", row);
     if (!ins) return tl::unexpected(ins.error());
     return true;
   }
@@ -251,8 +272,11 @@ class SqlStore final : public Store {
     RAMPART_TRY(v, schema_version());
     if (v > latest_schema_version()) return too_new(v);
     if (v < latest_schema_version()) {
-      return fail(Errc::Config, fmt::format("store schema is at version {}, this rampart needs {}: run `rampart db migrate`",
-                                            v, latest_schema_version()));
+      return fail(
+          Errc::Config,
+          fmt::format(
+              "store schema is at version {}, this rampart needs {}: run `rampart db migrate`", v,
+              latest_schema_version()));
     }
     checked_ = true;
     return {};
@@ -278,61 +302,78 @@ class SqlStore final : public Store {
     const auto now = now_utc();
     std::int64_t pos = 0;
     for (const auto& r : spec.ramps) {
-      RAMPART_DO(q("INSERT INTO ramps (name, position, origin) VALUES ($1, $2, $3)", {r.name, ++pos, r.origin.where()}));
+      RAMPART_DO(q("INSERT INTO ramps (name, position, origin) VALUES ($1, $2, $3)",
+                   {r.name, ++pos, r.origin.where()}));
       for (const auto& s : r.steps) {
-        RAMPART_DO(q("INSERT INTO ramp_steps (ramp, day, hourly) VALUES ($1, $2, $3)", {r.name, s.day, s.hourly}));
+        RAMPART_DO(q("INSERT INTO ramp_steps (ramp, day, hourly) VALUES ($1, $2, $3)",
+                     {r.name, s.day, s.hourly}));
       }
     }
     for (const auto& s : spec.streams) {
-      std::vector<Value> p{s.name, ++pos, join(s.ports), join(s.clients), join(s.senders), join(s.sasl_users),
-                           s.transport, s.egress_ip, join(s.from_domains)};
+      std::vector<Value> p{s.name,          ++pos,           join(s.ports),
+                           join(s.clients), join(s.senders), join(s.sasl_users),
+                           s.transport,     s.egress_ip,     join(s.from_domains)};
       if (s.warmup) {
-        p.insert(p.end(), {s.warmup->start.str(), std::string(to_string(s.warmup->count)), s.warmup->ramp,
-                           s.warmup->min_daily});
+        p.insert(p.end(), {s.warmup->start.str(), std::string(to_string(s.warmup->count)),
+                           s.warmup->ramp, s.warmup->min_daily});
       } else {
         p.insert(p.end(), {Value{}, Value{}, Value{}, Value{}});
       }
-      p.insert(p.end(), {opt(s.daily_ceiling), std::string(to_string(s.over_cap)), std::string(to_string(s.hygiene)),
-                         s.origin.where()});
-      RAMPART_DO(q("INSERT INTO streams (name, position, ports, clients, senders, sasl_users, transport, egress_ip, "
-                   "from_domains, warmup_start, warmup_count, warmup_ramp, warmup_min_daily, daily_ceiling, over_cap, "
-                   "hygiene, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-                   std::move(p)));
+      p.insert(p.end(), {opt(s.daily_ceiling), std::string(to_string(s.over_cap)),
+                         std::string(to_string(s.hygiene)), s.origin.where()});
+      RAMPART_DO(
+          q("INSERT INTO streams (name, position, ports, clients, senders, sasl_users, transport, "
+            "egress_ip, "
+            "from_domains, warmup_start, warmup_count, warmup_ramp, warmup_min_daily, "
+            "daily_ceiling, over_cap, "
+            "hygiene, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+            "$15, $16, $17)",
+            std::move(p)));
     }
     for (const auto& o : spec.operators) {
-      RAMPART_DO(q("INSERT INTO operators (name, position, origin) VALUES ($1, $2, $3)", {o.name, ++pos, o.origin.where()}));
+      RAMPART_DO(q("INSERT INTO operators (name, position, origin) VALUES ($1, $2, $3)",
+                   {o.name, ++pos, o.origin.where()}));
       for (const auto& m : o.mx) {
-        RAMPART_DO(q("INSERT INTO operator_mx (suffix, operator, position) VALUES ($1, $2, $3)", {m, o.name, ++pos}));
+        RAMPART_DO(q("INSERT INTO operator_mx (suffix, operator, position) VALUES ($1, $2, $3)",
+                     {m, o.name, ++pos}));
       }
     }
     for (const auto& c : spec.caps) {
-      RAMPART_DO(q("INSERT INTO caps (stream, operator, position, daily, until_day, origin) VALUES ($1, $2, $3, $4, $5, $6)",
-                   {c.stream, c.op, ++pos, c.daily, opt(c.until_day), c.origin.where()}));
+      RAMPART_DO(
+          q("INSERT INTO caps (stream, operator, position, daily, until_day, origin) VALUES ($1, "
+            "$2, $3, $4, $5, $6)",
+            {c.stream, c.op, ++pos, c.daily, opt(c.until_day), c.origin.where()}));
     }
     for (const auto& e : spec.exclusions) {
       const Value action = e.action ? Value{std::string(to_string(*e.action))} : Value{};
       const Value streams = e.streams ? Value{join(*e.streams)} : Value{};
       // A system category of the same name (e.g. suppressions) takes the file's settings.
-      RAMPART_DO(q("INSERT INTO exclusions (category, position, action, streams, status, source, origin) "
-                   "VALUES ($1, $2, $3, $4, $5, 'file', $6) ON CONFLICT (category) DO UPDATE SET "
-                   "position = excluded.position, action = excluded.action, streams = excluded.streams, "
-                   "status = excluded.status, origin = excluded.origin",
-                   {e.category, ++pos, action, streams, opt(e.status), e.origin.where()}));
+      RAMPART_DO(
+          q("INSERT INTO exclusions (category, position, action, streams, status, source, origin) "
+            "VALUES ($1, $2, $3, $4, $5, 'file', $6) ON CONFLICT (category) DO UPDATE SET "
+            "position = excluded.position, action = excluded.action, streams = excluded.streams, "
+            "status = excluded.status, origin = excluded.origin",
+            {e.category, ++pos, action, streams, opt(e.status), e.origin.where()}));
       std::int64_t n = 0;
       for (const auto* list : {&e.domains, &e.addresses}) {
         const std::string kind = list == &e.domains ? "domain" : "address";
         for (const auto& value : *list) {
           // A system entry for the same value stays as it is (its source and expiry win).
-          RAMPART_DO(q("INSERT INTO exclusion_entries (category, kind, value, position, source, expires_at, created_at) "
-                       "VALUES ($1, $2, $3, $4, 'file', NULL, $5) ON CONFLICT (category, kind, value) DO NOTHING",
-                       {e.category, kind, value, ++n, now}));
+          RAMPART_DO(
+              q("INSERT INTO exclusion_entries (category, kind, value, position, source, "
+                "expires_at, created_at) "
+                "VALUES ($1, $2, $3, $4, 'file', NULL, $5) ON CONFLICT (category, kind, value) DO "
+                "NOTHING",
+                {e.category, kind, value, ++n, now}));
         }
       }
     }
     const std::vector<Value> v{now, std::string(note)};
-    RAMPART_TRY(rows, sql_->query("UPDATE rules_version SET version = version + 1, applied_at = $1, note = $2 "
-                                    "WHERE id = 1 RETURNING version, applied_at, note",
-                                    v));
+    RAMPART_TRY(
+        rows,
+        sql_->query("UPDATE rules_version SET version = version + 1, applied_at = $1, note = $2 "
+                    "WHERE id = 1 RETURNING version, applied_at, note",
+                    v));
     if (rows.empty()) return fail(Errc::Internal, "store: rules_version row is missing");
     const auto& r = rows.front();
     return RulesVersion{as_int(r[0]), as_text(r[1]), as_text(r[2])};
@@ -355,7 +396,8 @@ Result<std::unique_ptr<Store>> open(std::string_view url, const OpenOptions& opt
   std::unique_ptr<Sql> sql;
   if (url.starts_with("sqlite://")) {
     const auto path = url.substr(9);
-    if (path.empty()) return fail(Errc::Config, fmt::format("store url {:?}: no database path", url));
+    if (path.empty())
+      return fail(Errc::Config, fmt::format("store url {:?}: no database path", url));
     RAMPART_TRY(s, open_sqlite(std::string(path), options));
     sql = std::move(s);
   } else if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
@@ -363,11 +405,13 @@ Result<std::unique_ptr<Store>> open(std::string_view url, const OpenOptions& opt
     RAMPART_TRY(s, open_pgsql(std::string(url), options));
     sql = std::move(s);
 #else
-    return fail(Errc::Config, "this rampart was built without PostgreSQL support (RAMPART_WITH_PGSQL=OFF)");
+    return fail(Errc::Config,
+                "this rampart was built without PostgreSQL support (RAMPART_WITH_PGSQL=OFF)");
 #endif
   } else {
-    return fail(Errc::Config,
-                fmt::format("store url {:?}: want sqlite:///path/to/rampart.db or postgresql://...", url));
+    return fail(
+        Errc::Config,
+        fmt::format("store url {:?}: want sqlite:///path/to/rampart.db or postgresql://...", url));
   }
   return std::unique_ptr<Store>(std::make_unique<SqlStore>(std::move(sql)));
 }

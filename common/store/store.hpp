@@ -39,7 +39,8 @@ class Store {
   // Replaces every file-sourced rule with `spec` (validated by the caller) in one transaction and
   // bumps rules_version; entries the system added (bounce/cli suppressions) are kept. On any
   // error nothing changes.
-  [[nodiscard]] virtual Result<RulesVersion> apply_rules(const core::RulesSpec& spec, std::string_view note) = 0;
+  [[nodiscard]] virtual Result<RulesVersion> apply_rules(const core::RulesSpec& spec,
+                                                         std::string_view note) = 0;
   // The whole rule set, in the order it was applied; origins say where each entry came from.
   [[nodiscard]] virtual Result<core::RulesSpec> load_rules() = 0;
 };
@@ -49,6 +50,7 @@ int latest_schema_version();
 
 // `sqlite:///abs/path.db`, `sqlite://relative.db`, `sqlite://:memory:`, or
 // `postgresql://...` / `postgres://...` (a libpq URI). Creates nothing but the SQLite file.
-[[nodiscard]] Result<std::unique_ptr<Store>> open(std::string_view url, const OpenOptions& options = {});
+[[nodiscard]] Result<std::unique_ptr<Store>> open(std::string_view url,
+                                                  const OpenOptions& options = {});
 
 }  // namespace rampart::store

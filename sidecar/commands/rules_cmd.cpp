@@ -21,10 +21,12 @@ std::string summary(const core::RulesSpec& s) {
     addresses += e.addresses.size();
     if (e.streams && !e.streams->empty()) ++enabled;
   }
-  return fmt::format("{} streams, {} ramps, {} operators, {} caps, {} exclusion categories ({} enabled; {} domains, {} "
-                     "addresses)",
-                     s.streams.size(), s.ramps.size(), s.operators.size(), s.caps.size(), s.exclusions.size(), enabled,
-                     domains, addresses);
+  return fmt::format(
+      "{} streams, {} ramps, {} operators, {} caps, {} exclusion categories ({} enabled; {} "
+      "domains, {} "
+      "addresses)",
+      s.streams.size(), s.ramps.size(), s.operators.size(), s.caps.size(), s.exclusions.size(),
+      enabled, domains, addresses);
 }
 
 // Reads, merges and compiles the files; compile() is the full validation the daemons will do.
@@ -37,8 +39,9 @@ Result<core::RulesSpec> load_and_check(const Args& files) {
 }
 
 std::string joined(const Args& a) {
-  return std::accumulate(a.begin(), a.end(), std::string(),
-                         [](std::string acc, const std::string& s) { return acc.empty() ? s : acc + " " + s; });
+  return std::accumulate(
+      a.begin(), a.end(), std::string(),
+      [](std::string acc, const std::string& s) { return acc.empty() ? s : acc + " " + s; });
 }
 
 int rules_check(const Args& files) {
@@ -59,7 +62,8 @@ int rules_apply(const Context& ctx, const Args& files, bool dry_run) {
   if (!st) return report(st.error());
   auto v = (*st)->apply_rules(*spec, joined(files));
   if (!v) return report(v.error());
-  std::printf("applied rules version %lld: %s\n", static_cast<long long>(v->version), summary(*spec).c_str());
+  std::printf("applied rules version %lld: %s\n", static_cast<long long>(v->version),
+              summary(*spec).c_str());
   return kExitOk;
 }
 
@@ -74,8 +78,8 @@ int rules_export(const Context& ctx, const std::string& format) {
     std::fputs(rules::to_json(*spec).c_str(), stdout);
   } else {
     std::printf("# rampart rules export: rules version %lld, applied %s\n# from: %s\n\n",
-                static_cast<long long>(v->version), v->applied_at.empty() ? "never" : v->applied_at.c_str(),
-                v->note.c_str());
+                static_cast<long long>(v->version),
+                v->applied_at.empty() ? "never" : v->applied_at.c_str(), v->note.c_str());
     std::fputs(rules::to_toml(*spec).c_str(), stdout);
   }
   return kExitOk;
@@ -90,10 +94,12 @@ int rules_list(const Context& ctx, const std::string& kind) {
   auto want = [&](std::string_view k) { return kind.empty() || kind == k; };
   if (want("stream")) {
     for (const auto& s : spec->streams) {
-      rows.push_back({"stream", s.name,
-                      fmt::format("transport={} egress_ip={} over_cap={}", s.transport.empty() ? "-" : s.transport,
-                                  s.egress_ip.empty() ? "-" : s.egress_ip, core::to_string(s.over_cap)),
-                      s.origin.where()});
+      rows.push_back(
+          {"stream", s.name,
+           fmt::format("transport={} egress_ip={} over_cap={}",
+                       s.transport.empty() ? "-" : s.transport,
+                       s.egress_ip.empty() ? "-" : s.egress_ip, core::to_string(s.over_cap)),
+           s.origin.where()});
     }
   }
   if (want("ramp")) {
@@ -106,7 +112,8 @@ int rules_list(const Context& ctx, const std::string& kind) {
   }
   if (want("operator")) {
     for (const auto& o : spec->operators) {
-      rows.push_back({"operator", o.name, fmt::format("mx={}", fmt::join(o.mx, ",")), o.origin.where()});
+      rows.push_back(
+          {"operator", o.name, fmt::format("mx={}", fmt::join(o.mx, ",")), o.origin.where()});
     }
   }
   if (want("cap")) {
@@ -119,10 +126,14 @@ int rules_list(const Context& ctx, const std::string& kind) {
   }
   if (want("exclusion")) {
     for (const auto& e : spec->exclusions) {
-      const std::string streams = !e.streams ? "(none)" : e.streams->empty() ? "(none)" : fmt::format("{}", fmt::join(*e.streams, ","));
+      const std::string streams = !e.streams ? "(none)"
+                                  : e.streams->empty()
+                                      ? "(none)"
+                                      : fmt::format("{}", fmt::join(*e.streams, ","));
       rows.push_back({"exclusion", e.category,
-                      fmt::format("action={} streams={} domains={} addresses={}", core::to_string(e.effective_action()),
-                                  streams, e.domains.size(), e.addresses.size()),
+                      fmt::format("action={} streams={} domains={} addresses={}",
+                                  core::to_string(e.effective_action()), streams, e.domains.size(),
+                                  e.addresses.size()),
                       e.origin.where()});
     }
   }
@@ -131,7 +142,8 @@ int rules_list(const Context& ctx, const std::string& kind) {
     for (std::size_t i = 0; i < 4; ++i) width[i] = std::max(width[i], r[i].size());
   }
   for (const auto& r : rows) {
-    std::printf("%s\n", fmt::format("{:<{}}  {:<{}}  {:<{}}  {}", r[0], width[0], r[1], width[1], r[2], width[2], r[3])
+    std::printf("%s\n", fmt::format("{:<{}}  {:<{}}  {:<{}}  {}", r[0], width[0], r[1], width[1],
+                                    r[2], width[2], r[3])
                             .c_str());
   }
   return kExitOk;
@@ -155,7 +167,8 @@ int cmd_rules(const Context& ctx, const Args& args) {
         files.push_back(a);
       }
     }
-    if (files.empty()) return usage_error(fmt::format("rules {}: name at least one rules FILE", sub));
+    if (files.empty())
+      return usage_error(fmt::format("rules {}: name at least one rules FILE", sub));
     return sub == "check" ? rules_check(files) : rules_apply(ctx, files, dry_run);
   }
   if (sub == "export") {
@@ -169,7 +182,8 @@ int cmd_rules(const Context& ctx, const Args& args) {
         return usage_error(fmt::format("rules export: unexpected argument '{}'", rest[i]));
       }
     }
-    if (format != "toml" && format != "json") return usage_error("rules export: --format must be toml or json");
+    if (format != "toml" && format != "json")
+      return usage_error("rules export: --format must be toml or json");
     return rules_export(ctx, format);
   }
   if (sub == "list") {
@@ -183,8 +197,8 @@ int cmd_rules(const Context& ctx, const Args& args) {
         return usage_error(fmt::format("rules list: unexpected argument '{}'", rest[i]));
       }
     }
-    if (!kind.empty() && kind != "stream" && kind != "ramp" && kind != "operator" && kind != "cap" &&
-        kind != "exclusion") {
+    if (!kind.empty() && kind != "stream" && kind != "ramp" && kind != "operator" &&
+        kind != "cap" && kind != "exclusion") {
       return usage_error("rules list: --kind must be stream, ramp, operator, cap or exclusion");
     }
     return rules_list(ctx, kind);

@@ -20,7 +20,9 @@ using namespace rampart::core;
 
 constexpr int kDomains = 10000;
 
-std::string domain_name(int i) { return fmt::format("d{}x{}.example-{}.test", i, i * 7919 % 1000, i % 37); }
+std::string domain_name(int i) {
+  return fmt::format("d{}x{}.example-{}.test", i, i * 7919 % 1000, i % 37);
+}
 
 std::shared_ptr<const RuleSet> make_rules() {
   RulesSpec spec;
@@ -52,7 +54,8 @@ std::shared_ptr<const RuleSet> make_rules() {
   return *rs;
 }
 
-// One third exact-domain hits, one third subdomain hits (mixed case, trailing dot), one third misses.
+// One third exact-domain hits, one third subdomain hits (mixed case, trailing dot), one third
+// misses.
 std::vector<std::string> make_recipients() {
   std::mt19937 rng(42);
   std::vector<std::string> out;
@@ -125,7 +128,8 @@ void BM_stream_resolution(benchmark::State& state) {
     benchmark::DoNotOptimize(s);
     if (++i == std::size(queries)) i = 0;
   }
-  state.counters["resolved_ratio"] = static_cast<double>(found) / static_cast<double>(state.iterations());
+  state.counters["resolved_ratio"] =
+      static_cast<double>(found) / static_cast<double>(state.iterations());
 }
 BENCHMARK(BM_stream_resolution);
 

@@ -35,7 +35,8 @@ struct Fresh {
       FAIL("this build has no PostgreSQL support (RAMPART_WITH_PGSQL=OFF)");
 #else
       const char* pg = std::getenv("RAMPART_PG_URL");
-      REQUIRE_MESSAGE(pg != nullptr, "RAMPART_PG_URL is not set: run under tests/lab/with-postgres.sh");
+      REQUIRE_MESSAGE(pg != nullptr,
+                      "RAMPART_PG_URL is not set: run under tests/lab/with-postgres.sh");
       url = pg;
       auto sql = store::open_pgsql(url, {});
       REQUIRE_MESSAGE(sql, sql.error().what);
@@ -160,7 +161,8 @@ TEST_CASE("store: migrate brings the schema to the latest version and is idempot
 TEST_CASE("store: a schema newer than this build is refused") {
   Fresh db;
   db.migrated();
-  auto r = db.raw->exec_script("INSERT INTO schema_version (version, name, applied_at) VALUES (999, 'future', 'x')");
+  auto r = db.raw->exec_script(
+      "INSERT INTO schema_version (version, name, applied_at) VALUES (999, 'future', 'x')");
   REQUIRE_MESSAGE(r, r.error().what);
   auto s = db.open();
   auto m = s->migrate();
@@ -169,7 +171,8 @@ TEST_CASE("store: a schema newer than this build is refused") {
   CHECK(m.error().what.find("newer") != std::string::npos);
 }
 
-TEST_CASE("store: apply then load gives the same rules, in order, with origins, and bumps the version") {
+TEST_CASE(
+    "store: apply then load gives the same rules, in order, with origins, and bumps the version") {
   Fresh db;
   auto s = db.migrated();
   const auto spec = parse_spec(kRulesA);
@@ -231,9 +234,11 @@ TEST_CASE("store: system suppressions survive apply, expired ones are not loaded
   auto r = db.raw->exec_script(
       "INSERT INTO exclusions (category, position, action, streams, status, source, origin) "
       "VALUES ('suppressed', 0, 'reject', '*', '5.1.1', 'bounce', 'bounce');"
-      "INSERT INTO exclusion_entries (category, kind, value, position, source, expires_at, created_at) VALUES "
+      "INSERT INTO exclusion_entries (category, kind, value, position, source, expires_at, "
+      "created_at) VALUES "
       "('suppressed', 'address', 'gone@example.com', 1, 'bounce', NULL, '2026-01-01T00:00:00Z'),"
-      "('suppressed', 'address', 'old@example.com', 2, 'bounce', '2000-01-01T00:00:00Z', '1999-01-01T00:00:00Z'),"
+      "('suppressed', 'address', 'old@example.com', 2, 'bounce', '2000-01-01T00:00:00Z', "
+      "'1999-01-01T00:00:00Z'),"
       "('yahoo-family', 'address', 'cli@example.org', 1, 'cli', NULL, '2026-01-01T00:00:00Z');");
   REQUIRE_MESSAGE(r, r.error().what);
   REQUIRE(s->apply_rules(parse_spec(kRulesA), "a"));
@@ -249,8 +254,10 @@ TEST_CASE("store: system suppressions survive apply, expired ones are not loaded
   REQUIRE(sup != nullptr);
   CHECK(sup->addresses == std::vector<std::string>{"gone@example.com"});
   REQUIRE(yahoo != nullptr);
-  CHECK(std::find(yahoo->addresses.begin(), yahoo->addresses.end(), "cli@example.org") != yahoo->addresses.end());
-  CHECK(std::find(yahoo->addresses.begin(), yahoo->addresses.end(), "someone@example.com") != yahoo->addresses.end());
+  CHECK(std::find(yahoo->addresses.begin(), yahoo->addresses.end(), "cli@example.org") !=
+        yahoo->addresses.end());
+  CHECK(std::find(yahoo->addresses.begin(), yahoo->addresses.end(), "someone@example.com") !=
+        yahoo->addresses.end());
   // The loaded set compiles: what the daemons will do with it.
   CHECK(core::RuleSet::compile(*back));
 }
@@ -281,7 +288,8 @@ TEST_CASE("store: unreachable or unusable stores say what to do") {
   REQUIRE_FALSE(nodir);
   CHECK(nodir.error().code == Errc::Config);
 #ifdef RAMPART_WITH_PGSQL
-  auto down = store::open("postgresql:///rampart?host=/nonexistent-rampart-socket-dir", {std::chrono::seconds(1), {}});
+  auto down = store::open("postgresql:///rampart?host=/nonexistent-rampart-socket-dir",
+                          {std::chrono::seconds(1), {}});
   REQUIRE_FALSE(down);
   CHECK(down.error().code == Errc::Temporary);
 #endif

@@ -39,38 +39,62 @@ TEST_CASE("rules::parse: bad input is refused naming file, line and key") {
   };
   const Case cases[] = {
       {"malformed TOML", "[[stream]\nname = \"x\"\n", "rules.toml:1:"},
-      {"unknown key names the entry", kStream + "port = 25\n", "rules.toml:4: stream \"bulk\": unknown key \"port\""},
+      {"unknown key names the entry", kStream + "port = 25\n",
+       "rules.toml:4: stream \"bulk\": unknown key \"port\""},
       {"unknown top-level key", "streams = 1\n", "rules.toml:1: unknown top-level key \"streams\""},
-      {"table instead of array of tables", "[stream]\nname = \"x\"\n", "rules.toml:1: stream: expected [[stream]] tables"},
+      {"table instead of array of tables", "[stream]\nname = \"x\"\n",
+       "rules.toml:1: stream: expected [[stream]] tables"},
       {"missing name", "[[stream]]\nports = [25]\n", "rules.toml:1: stream: missing key \"name\""},
-      {"wrong type", "[[stream]]\nname = \"b\"\nports = \"25\"\n", "rules.toml:3: stream \"b\": ports: expected an array of integers, got string"},
-      {"bad CIDR", kStream + "clients = [\"172.18.0.0/33\"]\n", "rules.toml:4: stream \"bulk\": bad CIDR \"172.18.0.0/33\""},
-      {"CIDR with host bits", kStream + "clients = [\"172.18.0.5/16\"]\n", "did you mean 172.18.0.0/16"},
+      {"wrong type", "[[stream]]\nname = \"b\"\nports = \"25\"\n",
+       "rules.toml:3: stream \"b\": ports: expected an array of integers, got string"},
+      {"bad CIDR", kStream + "clients = [\"172.18.0.0/33\"]\n",
+       "rules.toml:4: stream \"bulk\": bad CIDR \"172.18.0.0/33\""},
+      {"CIDR with host bits", kStream + "clients = [\"172.18.0.5/16\"]\n",
+       "did you mean 172.18.0.0/16"},
       {"bad v6 CIDR", kStream + "clients = [\"2001:db8::zz/32\"]\n", "bad CIDR"},
-      {"duplicate stream", kStream + kStream, "rules.toml:4: stream \"bulk\": duplicate name (first defined at rules.toml:1)"},
+      {"duplicate stream", kStream + kStream,
+       "rules.toml:4: stream \"bulk\": duplicate name (first defined at rules.toml:1)"},
       {"duplicate operator", kOperator + kOperator, "operator \"google\": duplicate name"},
-      {"cap with unknown stream", kOperator + "[[cap]]\nstream = \"nope\"\noperator = \"google\"\ndaily = 1\n",
+      {"cap with unknown stream",
+       kOperator + "[[cap]]\nstream = \"nope\"\noperator = \"google\"\ndaily = 1\n",
        "rules.toml:5: cap \"nope/google\": unknown stream \"nope\""},
-      {"cap with unknown operator", kStream + "[[cap]]\nstream = \"bulk\"\noperator = \"nope\"\ndaily = 1\n",
+      {"cap with unknown operator",
+       kStream + "[[cap]]\nstream = \"bulk\"\noperator = \"nope\"\ndaily = 1\n",
        "rules.toml:6: cap \"bulk/nope\": unknown operator \"nope\""},
-      {"ramp with unsorted days", "[[ramp]]\nname = \"r\"\nsteps = [ { day = 0, hourly = 5 }, { day = 4, hourly = 9 }, { day = 2, hourly = 7 } ]\n",
+      {"ramp with unsorted days",
+       "[[ramp]]\nname = \"r\"\nsteps = [ { day = 0, hourly = 5 }, { day = 4, hourly = 9 }, { day "
+       "= 2, hourly = 7 } ]\n",
        "rules.toml:3: ramp \"r\": steps must be sorted by day: day 2 after day 4"},
-      {"ramp not starting at day 0", "[[ramp]]\nname = \"r\"\nsteps = [ { day = 1, hourly = 5 } ]\n", "first step must be day = 0"},
-      {"reject without 5.x.x", "[[exclusion]]\ncategory = \"c\"\naction = \"reject\"\nstatus = \"4.7.1\"\n",
+      {"ramp not starting at day 0",
+       "[[ramp]]\nname = \"r\"\nsteps = [ { day = 1, hourly = 5 } ]\n",
+       "first step must be day = 0"},
+      {"reject without 5.x.x",
+       "[[exclusion]]\ncategory = \"c\"\naction = \"reject\"\nstatus = \"4.7.1\"\n",
        "rules.toml:4: exclusion \"c\": a reject needs a 5.x.x status, got \"4.7.1\""},
-      {"reject with junk status", "[[exclusion]]\ncategory = \"c\"\nstatus = \"5.7\"\n", "a reject needs a 5.x.x status"},
-      {"bad exclusion action", "[[exclusion]]\ncategory = \"c\"\naction = \"drop\"\n", "action: want \"reject\", \"hold\" or \"discard\""},
-      {"exclusion names unknown stream", "[[exclusion]]\ncategory = \"c\"\nstreams = [\"nope\"]\n", "unknown stream \"nope\""},
-      {"bad domain", "[[exclusion]]\ncategory = \"c\"\ndomains = [\"exa mple.com\"]\n", "rules.toml:3: exclusion \"c\": bad domain \"exa mple.com\""},
-      {"bad address", "[[exclusion]]\ncategory = \"c\"\naddresses = [\"nobody\"]\n", "bad address \"nobody\""},
-      {"warmup unknown ramp", kStream + "warmup = { start = \"2026-06-02\", ramp = \"x\" }\n", "rules.toml:4: stream \"bulk\": unknown ramp \"x\""},
-      {"warmup bad date", kRamp + kStream + "warmup = { start = \"2026-02-30\", ramp = \"r\" }\n", "warmup.start: want YYYY-MM-DD"},
-      {"warmup bad count", kRamp + kStream + "warmup = { start = \"2026-02-03\", ramp = \"r\", count = \"weekly\" }\n", "warmup.count"},
-      {"stream without selector", "[[stream]]\nname = \"s\"\ntransport = \"out05\"\n", "no selector"},
+      {"reject with junk status", "[[exclusion]]\ncategory = \"c\"\nstatus = \"5.7\"\n",
+       "a reject needs a 5.x.x status"},
+      {"bad exclusion action", "[[exclusion]]\ncategory = \"c\"\naction = \"drop\"\n",
+       "action: want \"reject\", \"hold\" or \"discard\""},
+      {"exclusion names unknown stream", "[[exclusion]]\ncategory = \"c\"\nstreams = [\"nope\"]\n",
+       "unknown stream \"nope\""},
+      {"bad domain", "[[exclusion]]\ncategory = \"c\"\ndomains = [\"exa mple.com\"]\n",
+       "rules.toml:3: exclusion \"c\": bad domain \"exa mple.com\""},
+      {"bad address", "[[exclusion]]\ncategory = \"c\"\naddresses = [\"nobody\"]\n",
+       "bad address \"nobody\""},
+      {"warmup unknown ramp", kStream + "warmup = { start = \"2026-06-02\", ramp = \"x\" }\n",
+       "rules.toml:4: stream \"bulk\": unknown ramp \"x\""},
+      {"warmup bad date", kRamp + kStream + "warmup = { start = \"2026-02-30\", ramp = \"r\" }\n",
+       "warmup.start: want YYYY-MM-DD"},
+      {"warmup bad count",
+       kRamp + kStream + "warmup = { start = \"2026-02-03\", ramp = \"r\", count = \"weekly\" }\n",
+       "warmup.count"},
+      {"stream without selector", "[[stream]]\nname = \"s\"\ntransport = \"out05\"\n",
+       "no selector"},
       {"bad port", "[[stream]]\nname = \"s\"\nports = [70000]\n", "bad port 70000"},
       {"bad over_cap", kStream + "over_cap = \"drop\"\n", "over_cap: want \"defer\" or \"hold\""},
       {"bad egress_ip", kStream + "egress_ip = \"203.0.113.300\"\n", "bad IP"},
-      {"MX suffix in two operators", kOperator + "[[operator]]\nname = \"g2\"\nmx = [\"google.com\"]\n",
+      {"MX suffix in two operators",
+       kOperator + "[[operator]]\nname = \"g2\"\nmx = [\"google.com\"]\n",
        "already belongs to operator \"google\""},
       {"bad sender", kStream + "senders = [\"send.example.net\"]\n", "bad sender"},
       {"include not a list", "include = \"x\"\n", "include: expected an array"},
@@ -115,7 +139,8 @@ addresses = ["<A@Example.org>"]
   REQUIRE_MESSAGE(c, c.error().what);
   const auto& spec = (*c)->spec();
   REQUIRE(spec.streams.size() == 1);
-  CHECK(spec.streams[0].senders == std::vector<std::string>{"@send.example.net", "ops@example.org"});
+  CHECK(spec.streams[0].senders ==
+        std::vector<std::string>{"@send.example.net", "ops@example.org"});
   CHECK(spec.streams[0].from_domains == std::vector<std::string>{"send.example.net"});
   CHECK(spec.streams[0].warmup->start.str() == "2026-06-02");
   CHECK(spec.streams[0].warmup->count == core::WarmupCount::Calendar);
@@ -139,7 +164,8 @@ category = "yahoo-family"
 action = "reject"
 streams = []
 domains = ["yahoo.com", "aol.com"]
-)", "shipped.toml");
+)",
+                              "shipped.toml");
   auto site = rules::parse(R"(
 [[stream]]
 name = "bulk"
@@ -152,7 +178,8 @@ domains = ["ymail.com", "aol.com"]
 category = "yahoo-family"
 action = "hold"
 addresses = ["x@example.com"]
-)", "site.toml");
+)",
+                           "site.toml");
   REQUIRE(shipped);
   REQUIRE(site);
   core::RulesSpec all;
