@@ -411,4 +411,24 @@ Result<void> validate(RulesSpec& spec) {
   return {};
 }
 
+std::vector<std::string> lint(const RulesSpec& spec) {
+  std::vector<std::string> out;
+  for (const auto& e : spec.exclusions) {
+    if (e.streams && !e.streams->empty() && e.domains.empty() && e.addresses.empty()) {
+      out.push_back(fmt::format(
+          "{}: exclusion {:?}: enabled but lists no domains or addresses (are the shipped "
+          "rules in /usr/share/rampart/rules included?)",
+          e.origin.where("streams"), e.category));
+    }
+  }
+  for (const auto& s : spec.streams) {
+    if (s.transport.empty()) {
+      out.push_back(
+          fmt::format("{}: stream {:?}: no transport: its mail is not pinned to an egress",
+                      s.origin.where(), s.name));
+    }
+  }
+  return out;
+}
+
 }  // namespace rampart::core

@@ -149,4 +149,9 @@ struct RulesSpec {
 // (lower case, no trailing dot) and removes duplicate domains/addresses in place.
 [[nodiscard]] Result<void> validate(RulesSpec& spec);
 
+// Things that are valid but probably not what the operator meant, worded like errors
+// (`file:line: kind "name": ...`): an exclusion enabled for streams but listing nothing (the
+// shipped lists were not included), a stream with no transport (its mail is not pinned).
+std::vector<std::string> lint(const RulesSpec& spec);
+
 }  // namespace rampart::core

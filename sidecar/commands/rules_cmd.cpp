@@ -35,6 +35,8 @@ Result<core::RulesSpec> load_and_check(const Args& files) {
   if (!spec) return spec;
   auto compiled = core::RuleSet::compile(std::move(*spec));
   if (!compiled) return tl::unexpected(compiled.error());
+  for (const auto& w : core::lint((*compiled)->spec()))
+    std::fprintf(stderr, "rampart: warning: %s\n", w.c_str());
   return (*compiled)->spec();
 }
 

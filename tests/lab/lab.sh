@@ -29,13 +29,40 @@
 #   lab_postfix_maillog, lab_postfix_etc   paths of the maillog and the config directory
 #   lab_postconf ARGS..., lab_postqueue ARGS...   postconf / postqueue on the lab instance
 #   lab_submit FROM TO[,TO...] [SWAKS-ARGS...]  submit to the lab Postfix, print the queue id
+#   lab_opendkim_start [DOMAIN:SELECTOR...]  OpenDKIM (Mode sv) signing for each DOMAIN with a new
+#                                  key (default shop.example:lab), on 127.0.0.1:$LAB_OPENDKIM_PORT
+#                                  (8891), wired into the lab Postfix as its milter; publishes
+#                                  SELECTOR._domainkey.DOMAIN TXT, so it comes after lab_dns_zone
+#                                  and before lab_dns_start
+#   lab_opendkim_internal_hosts CIDR...  rewrite InternalHosts (default 127.0.0.1, ::1), restart
+#                                  opendkim and wait until it is ready
+#   lab_opendkim_conf, lab_opendkim_log  paths of its opendkim.conf and of its syslog output
+#   lab_opendkim_key DOMAIN SELECTOR     path of that private key
+#   lab_opendkim_stop              stop opendkim (lab_down does it)
+#   lab_syslog_bin                 path of rampart-lab-syslog ($RAMPART_LAB_SYSLOG or PATH), else skip
+#   lab_pg_start / lab_pg_stop     throwaway PostgreSQL (pg.sh) on a Unix socket in $LAB_DIR/pg,
+#                                  database "rampart", trust auth; any user with lab_init_local
+#   lab_pg_url                     postgresql:///rampart?host=$LAB_DIR/pg&user=postgres
 #   lab_pass/lab_fail MSG, lab_expect_line FILE REGEX WHAT [SHOW_REGEX],
 #   lab_expect_no_line FILE REGEX WHAT, lab_expect_eq WANT GOT WHAT, lab_finish, lab_fatal MSG
 #   lab_down                       stop everything, delete the namespace and $LAB_DIR
-# Environment: RAMPART_LAB_MX (path of rampart-lab-mx), RAMPART_LAB_KEEP=1 (keep $LAB_DIR),
-# RAMPART_REQUIRE_INTEGRATION=1 (a skip is a failure).
+# Environment: RAMPART_LAB_MX (path of rampart-lab-mx), RAMPART_LAB_SYSLOG (path of
+# rampart-lab-syslog), RAMPART_LAB_KEEP=1 (keep $LAB_DIR), RAMPART_REQUIRE_INTEGRATION=1 (a skip is
+# a failure).
+#
+# OpenDKIM logs only through syslog(3), i.e. datagrams to /dev/log, and the lab has no syslog
+# daemon (nor may it use the host's). So lab_opendkim_start runs rampart-lab-syslog on a socket in
+# $LAB_DIR and starts opendkim in a private mount namespace where /dev is a lab directory whose
+# `log` is a symlink to that socket (null, zero, full, random, urandom bind-mounted from the real
+# /dev). lab_opendkim_log is the receiver's output, one line per message, e.g.
+# `Nov 22 00:10:52 opendkim[14872]: 4XYZ: DKIM-Signature field added (s=lab, d=shop.example)`.
+# In the same namespace /tmp is a root-owned 0755 tmpfs holding only $LAB_DIR (bind-mounted at
+# its own path): with its default RequireSafeKeys, OpenDKIM refuses a key with any world-writable
+# ancestor, and /tmp (1777) is one even when the key's own directory is 0700.
 
 # shellcheck shell=bash
+# shellcheck source=pg.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
 # Public state, read by scenarios: LAB_NAME, LAB_NS (namespace), LAB_DIR, LAB_FAILURES.
 # shellcheck disable=SC2034
 LAB_NAME=""
@@ -49,6 +76,12 @@ _LAB_PF_STARTED=""
 _LAB_DNS_ZONES=()
 _LAB_DNS_DATA=()
 _LAB_DNS_FIRST_A=""
+_LAB_DNS_STARTED=""
+LAB_OPENDKIM_PORT=${LAB_OPENDKIM_PORT:-8891}
+_LAB_ODK_DIR=""   # $LAB_DIR/opendkim once lab_opendkim_start ran
+_LAB_ODK_NAME=""  # lab_spawn name of the running opendkim ("" when stopped)
+_LAB_ODK_RUNS=0
+_LAB_PG_DIR=""    # $LAB_DIR/pg while the lab's PostgreSQL may be running
 
 # --- messages, skips, assertions ----------------------------------------------------------------
 
@@ -204,6 +237,8 @@ lab_down() {
   [[ $- == *e* ]] && had_e=1
   set +e
   [[ -n $_LAB_PF_STARTED ]] && lab_postfix_stop
+  [[ -n $_LAB_ODK_NAME ]] && lab_opendkim_stop
+  [[ -n $_LAB_PG_DIR ]] && lab_pg_stop
   local i
   for ((i = ${#_LAB_PIDS[@]} - 1; i >= 0; i--)); do
     _lab_kill_pid "${_LAB_PIDS[i]}"
@@ -254,15 +289,16 @@ _lab_alive() {
   [[ ${stat:0:1} != Z ]]
 }
 
-# TERM, wait up to 5 s, then KILL; reaps PID when it is our child.
+# _lab_kill_pid PID [GRACE_S]: TERM, wait up to GRACE_S (5) s, then KILL; reaps PID when it is
+# our child.
 _lab_kill_pid() {
-  local pid=$1 deadline
+  local pid=$1 grace=${2:-5} deadline
   if _lab_alive "$pid"; then
     kill -TERM "$pid" 2>/dev/null
-    deadline=$(($(_lab_now_ms) + 5000))
+    deadline=$(($(_lab_now_ms) + grace * 1000))
     while _lab_alive "$pid" && (($(_lab_now_ms) < deadline)); do sleep 0.05; done
     if _lab_alive "$pid"; then
-      _lab_log "process $pid ignored TERM for 5 s: KILL"
+      _lab_log "process $pid ignored TERM for $grace s: KILL"
       kill -KILL "$pid" 2>/dev/null
     fi
   fi
@@ -438,8 +474,10 @@ lab_dns_txt() {
 
 lab_dns_start() {
   [[ -n $LAB_NS ]] || lab_fatal "lab_dns_start needs lab_init (a namespace)"
+  [[ -z $_LAB_DNS_STARTED ]] || lab_fatal "lab_dns_start called twice"
   lab_require unbound unbound-checkconf
   ((${#_LAB_DNS_ZONES[@]} > 0)) || lab_fatal "lab_dns_start: no lab_dns_zone declared"
+  _LAB_DNS_STARTED=1
   local dir=$LAB_DIR/dns conf=$LAB_DIR/dns/unbound.conf zone data
   mkdir -p "$dir"
   {

@@ -1,18 +1,26 @@
 // rampart-lab-mx: a scriptable receiving SMTP server that plays an operator's MX in the lab.
 // A script gives per-recipient, MAIL and end-of-DATA replies so tests can replay what real
 // operators answer (451 4.7.500, 421 4.7.0 [TSS04], 550-5.7.1 ...). Test tooling only: it
-// stores no mail, relays nothing, never speaks TLS, and must survive any peer input.
+// keeps mail only when asked (--save-dir), relays nothing, never speaks TLS, and must survive any
+// peer input.
 //
 // Usage: rampart-lab-mx --listen IP:PORT [--script FILE] [--banner TEXT] [--hostname NAME]
-//                       [--log FILE]
+//                       [--log FILE] [--save-dir DIR]
 //   --listen    IPv4 "192.0.2.1:25" or IPv6 "[::1]:25"; port 0 picks a free port. Once bound it
 //               prints "listening on IP:PORT" (the real port) on stdout; the lab waits for it.
 //   --banner    greeting text after "220 "; a TEXT that starts with its own code ("421 4.7.0 ...")
 //               is sent as is, and a non-2xx banner closes the connection after sending it.
 //   --log       full transcript: every command ("conn=N < ...") and reply line ("conn=N > ...").
+//   --save-dir  write every accepted message to DIR/ID.eml (ID as in the "accepted" line's
+//               queue_id= and the default 250 reply, e.g. LAB00010001), as received after
+//               dot-unstuffing, each line ending in CRLF; the file is complete (written, then
+//               renamed) before the "accepted" line appears, which then ends in
+//               " saved=DIR/ID.eml". IDs restart with each process: give each MX its own DIR.
+//               A message that cannot be saved is refused with 451 4.3.0.
 // stdout (and the --log file) get one line per event: "listening on ...", "connect conn=N
 // client=IP:PORT server=IP:PORT", "accepted from=<a> rcpt=<b>,<c> size=N conn=N client=IP
-// queue_id=ID", "disconnect conn=N reason=...", "script loaded rules=N".
+// queue_id=ID [saved=FILE]", "save failed conn=N file=FILE error=...", "disconnect conn=N
+// reason=...", "script loaded rules=N".
 // SIGHUP re-reads the script (a bad script keeps the old rules); SIGTERM/SIGINT exit 0.
 //
 // Script: one rule per line, "PATTERN REPLY", '#' starts a comment line; first match wins.
@@ -40,6 +48,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -350,7 +359,34 @@ int open_listener(const std::string& spec, std::string& err) {
 struct Settings {
   std::string hostname = "mx.lab.test";
   Reply banner;
+  std::string save_dir;  // empty: message data is counted, never kept
 };
+
+// Writes data to dir/name via a temporary file and rename(2), so a reader never sees half a
+// message. Returns the final path, or an empty string with err set.
+std::string save_message(const std::string& dir, const std::string& name, const std::string& data,
+                         std::string& err) {
+  const std::string path = dir + "/" + name;
+  const std::string tmp = dir + "/." + name + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) {
+    err = std::strerror(errno);
+    return {};
+  }
+  const bool written = std::fwrite(data.data(), 1, data.size(), f) == data.size();
+  const int write_errno = errno;
+  if (std::fclose(f) != 0 || !written) {
+    err = std::strerror(written ? errno : write_errno);
+    std::remove(tmp.c_str());
+    return {};
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    err = std::strerror(errno);
+    std::remove(tmp.c_str());
+    return {};
+  }
+  return path;
+}
 
 class Session {
  public:
@@ -452,6 +488,7 @@ class Session {
     in_mail_ = false;
     from_.clear();
     rcpts_.clear();
+    data_.clear();
   }
 
   void process() {
@@ -463,6 +500,7 @@ class Session {
           finish("line too long");
         } else if (phase_ == Phase::Data && in_.size() > kMaxDataLine) {
           data_size_ += in_.size();  // keep counting, never buffering, an endless data line
+          keep_data(in_, false);
           in_.clear();
           data_midline_ = true;
         }
@@ -488,6 +526,7 @@ class Session {
     if (data_midline_) {  // tail of an over-long line: it cannot be the terminating "."
       data_midline_ = false;
       data_size_ += line.size() + 2;
+      keep_data(line, true);
       return;
     }
     if (line == ".") {
@@ -495,7 +534,17 @@ class Session {
       return;
     }
     // RFC 5321 4.5.2: a leading dot was doubled by the client; remove it.
-    data_size_ += (!line.empty() && line.front() == '.' ? line.size() - 1 : line.size()) + 2;
+    const bool stuffed = !line.empty() && line.front() == '.';
+    data_size_ += (stuffed ? line.size() - 1 : line.size()) + 2;
+    keep_data(stuffed ? std::string_view(line).substr(1) : std::string_view(line), true);
+  }
+
+  // With --save-dir, appends message data (a whole line gets CRLF); never beyond the size limit,
+  // since such a message is refused anyway.
+  void keep_data(std::string_view text, bool end_of_line) {
+    if (settings_.save_dir.empty() || data_.size() > kMaxMessageSize) return;
+    data_ += text;
+    if (end_of_line) data_ += "\r\n";
   }
 
   void end_of_data() {
@@ -509,15 +558,25 @@ class Session {
     ++messages_;
     char queue_id[32];
     std::snprintf(queue_id, sizeof queue_id, "LAB%04X%04X", id_ & 0xffffu, messages_ & 0xffffu);
-    const Reply reply = rule != nullptr
-                            ? rule->reply
-                            : fixed_reply(std::string("250 2.0.0 Ok: queued as ") + queue_id);
+    Reply reply = rule != nullptr ? rule->reply
+                                  : fixed_reply(std::string("250 2.0.0 Ok: queued as ") + queue_id);
+    std::string saved;
+    if (reply.code / 100 == 2 && !settings_.save_dir.empty()) {
+      std::string err;
+      saved = save_message(settings_.save_dir, std::string(queue_id) + ".eml", data_, err);
+      if (saved.empty()) {
+        log_.event("save failed conn=" + std::to_string(id_) + " file=" + settings_.save_dir + "/" +
+                   queue_id + ".eml error=" + err);
+        reply = fixed_reply("451 4.3.0 Error: cannot save the message");
+      }
+    }
     if (reply.code / 100 == 2) {
       std::string rcpts;
       for (const auto& r : rcpts_) rcpts += (rcpts.empty() ? "<" : ",<") + r + ">";
       log_.event("accepted from=<" + from_ + "> rcpt=" + rcpts +
                  " size=" + std::to_string(data_size_) + " conn=" + std::to_string(id_) +
-                 " client=" + endpoint_host(client_) + " queue_id=" + queue_id);
+                 " client=" + endpoint_host(client_) + " queue_id=" + queue_id +
+                 (saved.empty() ? "" : " saved=" + saved));
     }
     reset_transaction();
     send(reply);
@@ -619,6 +678,7 @@ class Session {
       if (rcpts_.empty()) return send(fixed_reply("554 5.5.1 Error: no valid recipients"));
       phase_ = Phase::Data;
       data_size_ = 0;
+      data_.clear();
       data_midline_ = false;
       return send(fixed_reply("354 End data with <CR><LF>.<CR><LF>"));
     }
@@ -653,6 +713,7 @@ class Session {
   bool data_midline_ = false;
   std::string from_;
   std::vector<std::string> rcpts_;
+  std::string data_;  // the message, kept only with --save-dir
   std::size_t data_size_ = 0;
   unsigned messages_ = 0;
   int errors_ = 0;
@@ -666,12 +727,13 @@ struct Options {
   std::string banner;
   std::string hostname = "mx.lab.test";
   std::string log;
+  std::string save_dir;
 };
 
 void usage(std::FILE* to) {
   std::fprintf(to,
                "usage: rampart-lab-mx --listen IP:PORT [--script FILE] [--banner TEXT] "
-               "[--hostname NAME] [--log FILE]\n");
+               "[--hostname NAME] [--log FILE] [--save-dir DIR]\n");
 }
 
 std::optional<Options> parse_options(int argc, char** argv) {
@@ -679,7 +741,7 @@ std::optional<Options> parse_options(int argc, char** argv) {
   const std::map<std::string, std::string Options::*> flags = {
       {"--listen", &Options::listen}, {"--script", &Options::script},
       {"--banner", &Options::banner}, {"--hostname", &Options::hostname},
-      {"--log", &Options::log},
+      {"--log", &Options::log},       {"--save-dir", &Options::save_dir},
   };
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -733,6 +795,15 @@ int run(const Options& opt) {
   }
   Settings settings;
   settings.hostname = opt.hostname;
+  if (!opt.save_dir.empty()) {
+    struct stat st {};
+    if (stat(opt.save_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      std::fprintf(stderr, "rampart-lab-mx: --save-dir %s is not a directory\n",
+                   opt.save_dir.c_str());
+      return 2;
+    }
+    settings.save_dir = opt.save_dir;
+  }
   const std::string banner =
       opt.banner.empty() ? opt.hostname + " ESMTP rampart-lab-mx" : opt.banner;
   const bool has_code = banner.size() >= 4 && is_digit(banner[0]) && is_digit(banner[1]) &&

@@ -205,3 +205,26 @@ TEST_CASE("merge_into: a name defined in two files is an error naming both place
   REQUIRE_FALSE(r);
   CHECK(r.error().what == "b.toml:1: stream \"bulk\": duplicate name (first defined at a.toml:1)");
 }
+
+TEST_CASE("lint: enabled-but-empty exclusions and unpinned streams are flagged, not refused") {
+  auto p = rules::parse(R"([[stream]]
+name = "bulk"
+ports = [25]
+[[exclusion]]
+category = "yahoo-family"
+streams = ["*"]
+)",
+                        "site.toml");
+  REQUIRE(p);
+  auto c = core::RuleSet::compile(std::move(p->spec));
+  REQUIRE(c);
+  const auto warnings = core::lint((*c)->spec());
+  REQUIRE(warnings.size() == 2);
+  CHECK(warnings[0].starts_with(
+      "site.toml:6: exclusion \"yahoo-family\": enabled but lists no domains"));
+  CHECK(warnings[1] ==
+        "site.toml:1: stream \"bulk\": no transport: its mail is not pinned to an egress");
+  auto full = rules::parse(kStream + "transport = \"out05\"\n", "ok.toml");
+  REQUIRE(full);
+  CHECK(core::lint(full->spec).empty());
+}
