@@ -30,7 +30,12 @@ constexpr Setting settings_table[] = {
     {"store", "busy_timeout", Type::Duration, R"("5s")", "how long SQLite waits for another process's lock before giving up with a temporary failure (0s: do not wait)", Check::None},
     {"milter", "listen", Type::String, R"("unix:/var/spool/postfix/rampart/milter.sock")", "where rampart-milter listens, in libmilter notation: inet:PORT@HOST, inet6:PORT@HOST or unix:/path (matches smtpd_milters)", Check::MilterListen},
     {"milter", "log_level", Type::String, R"("info")", "least severe log level written: error, warning, info or debug", Check::LogLevel},
-    {"milter", "rules_poll_interval", Type::Duration, R"("10s")", "how often the store's rules_version is checked for a rule change to reload", Check::Positive},
+    {"milter", "rules_poll_interval", Type::Duration, R"("10s")", "how often the store's rules_version and the OpenDKIM files are checked for a change to reload", Check::Positive},
+    {"milter", "opendkim_config", Type::String, R"("/etc/opendkim.conf")", "the OpenDKIM configuration whose signing scope rampart-milter predicts (\"\" disables the DKIM scope check)", Check::None},
+    {"milter", "on_unsigned", Type::String, R"("tempfail")", "what to do with a message OpenDKIM will not sign or signs unaligned: tempfail (451 4.7.0), quarantine (hold queue), reject (550 5.7.1) or warn", Check::OneOf, "tempfail|quarantine|reject|warn"},
+    {"milter", "on_no_stream", Type::String, R"("accept")", "what to do with a message that resolves to no stream: accept (deliver unpinned) or tempfail (451 4.7.1)", Check::OneOf, "accept|tempfail"},
+    {"milter", "on_error", Type::String, R"("tempfail")", "what to do when rampart-milter itself fails on a message: tempfail (451 4.3.0) or accept", Check::OneOf, "tempfail|accept"},
+    {"milter", "timeout", Type::Duration, R"("30s")", "how long libmilter waits on Postfix before dropping a connection", Check::Positive},
     {"policyd", "listen", Type::StringList, R"(["unix:/var/spool/postfix/rampart/policy.sock"])", "where rampart-policyd listens, in Postfix notation: inet:HOST:PORT or unix:/path (matches check_policy_service)", Check::PolicydListen},
     {"policyd", "log_level", Type::String, R"("info")", "least severe log level written: error, warning, info or debug", Check::LogLevel},
     {"policyd", "idle_timeout", Type::Duration, R"("300s")", "how long a policy connection may stay idle before it is closed", Check::Positive},
@@ -245,6 +250,19 @@ std::optional<std::string> check_value(const Setting& s, const Config::Value& va
       if (auto why = check_milter_listen(*v)) return fmt::format("bad endpoint {:?}: {}", *v, *why);
       return std::nullopt;
     }
+    case Check::OneOf: {
+      const auto* v = std::get_if<std::string>(&value);
+      if (v == nullptr) return std::nullopt;
+      std::string_view rest = s.choices;
+      while (!rest.empty()) {
+        const auto bar = rest.find('|');
+        if (rest.substr(0, bar) == *v) return std::nullopt;
+        rest = bar == std::string_view::npos ? std::string_view{} : rest.substr(bar + 1);
+      }
+      std::string want(s.choices);
+      std::replace(want.begin(), want.end(), '|', ',');
+      return fmt::format("bad value {:?}: expected one of {}", *v, want);
+    }
     case Check::PolicydListen: {
       const auto* v = std::get_if<std::vector<std::string>>(&value);
       if (v == nullptr) return std::nullopt;
@@ -360,6 +378,7 @@ bool check_fits(Check check, Type type) {
     case Check::LogLevel:
     case Check::StoreUrl:
     case Check::MilterListen: return type == Type::String;
+    case Check::OneOf: return type == Type::String;
     case Check::Positive: return type == Type::Duration || type == Type::Integer;
     case Check::PolicydListen: return type == Type::StringList;
   }

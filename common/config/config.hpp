@@ -34,6 +34,7 @@ enum class Check : std::uint8_t {
   StoreUrl,       // sqlite:///path, postgresql://... or postgres://...
   MilterListen,   // libmilter notation: inet:PORT@HOST, inet6:PORT@HOST or unix:/path
   PolicydListen,  // non-empty list of Postfix notation: inet:HOST:PORT or unix:/path
+  OneOf,          // string must be one of Setting::choices ("a|b|c")
 };
 
 // One declared setting. default_toml is a TOML literal ("\"info\"", "300", "[]"); durations are
@@ -45,6 +46,7 @@ struct Setting {
   std::string_view default_toml;
   std::string_view help;
   Check check;
+  std::string_view choices = {};  // Check::OneOf: the allowed values, '|'-separated
 };
 
 // The single declaration table, grouped by table in print order. Adding a setting is one line

@@ -668,3 +668,16 @@ TEST_CASE("parse_common_flags: takes the shared flags and returns the rest in or
 }
 
 }  // namespace
+
+TEST_CASE("parse: a one-of setting accepts its choices and names them when refusing") {
+  using namespace rampart;
+  auto ok = config::parse("[milter]\non_unsigned = \"quarantine\"\n", "r.toml");
+  REQUIRE_MESSAGE(ok, ok.error().what);
+  CHECK(ok->string("milter", "on_unsigned") == "quarantine");
+  auto bad = config::parse("[milter]\non_unsigned = \"drop\"\n", "r.toml");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == Errc::Config);
+  CHECK(bad.error().what ==
+        "r.toml:2: [milter] on_unsigned: bad value \"drop\": expected one of "
+        "tempfail,quarantine,reject,warn");
+}
