@@ -39,7 +39,8 @@
 #   lab_opendkim_conf, lab_opendkim_log  paths of its opendkim.conf and of its syslog output
 #   lab_opendkim_key DOMAIN SELECTOR     path of that private key
 #   lab_opendkim_stop              stop opendkim (lab_down does it)
-#   lab_syslog_bin                 path of rampart-lab-syslog ($RAMPART_LAB_SYSLOG or PATH), else skip
+#   lab_syslog_bin                 path of rampart-lab-syslog ($RAMPART_LAB_SYSLOG or PATH),
+#                                  else skip
 #   lab_pg_start / lab_pg_stop     throwaway PostgreSQL (pg.sh) on a Unix socket in $LAB_DIR/pg,
 #                                  database "rampart", trust auth; any user with lab_init_local
 #   lab_pg_url                     postgresql:///rampart?host=$LAB_DIR/pg&user=postgres
@@ -61,9 +62,8 @@
 # ancestor, and /tmp (1777) is one even when the key's own directory is 0700.
 
 # shellcheck shell=bash
-# shellcheck source=pg.sh
-source "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
-# Public state, read by scenarios: LAB_NAME, LAB_NS (namespace), LAB_DIR, LAB_FAILURES.
+# Public state, read by scenarios: LAB_NAME, LAB_NS (namespace), LAB_DIR, LAB_FAILURES,
+# LAB_OPENDKIM_PORT (set it before lab_opendkim_start to move OpenDKIM off 8891).
 # shellcheck disable=SC2034
 LAB_NAME=""
 LAB_NS=""
@@ -82,6 +82,9 @@ _LAB_ODK_DIR=""   # $LAB_DIR/opendkim once lab_opendkim_start ran
 _LAB_ODK_NAME=""  # lab_spawn name of the running opendkim ("" when stopped)
 _LAB_ODK_RUNS=0
 _LAB_PG_DIR=""    # $LAB_DIR/pg while the lab's PostgreSQL may be running
+
+# shellcheck source=pg.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
 
 # --- messages, skips, assertions ----------------------------------------------------------------
 
@@ -289,16 +292,15 @@ _lab_alive() {
   [[ ${stat:0:1} != Z ]]
 }
 
-# _lab_kill_pid PID [GRACE_S]: TERM, wait up to GRACE_S (5) s, then KILL; reaps PID when it is
-# our child.
+# TERM, wait up to 5 s, then KILL; reaps PID when it is our child.
 _lab_kill_pid() {
-  local pid=$1 grace=${2:-5} deadline
+  local pid=$1 deadline
   if _lab_alive "$pid"; then
     kill -TERM "$pid" 2>/dev/null
-    deadline=$(($(_lab_now_ms) + grace * 1000))
+    deadline=$(($(_lab_now_ms) + 5000))
     while _lab_alive "$pid" && (($(_lab_now_ms) < deadline)); do sleep 0.05; done
     if _lab_alive "$pid"; then
-      _lab_log "process $pid ignored TERM for $grace s: KILL"
+      _lab_log "process $pid ignored TERM for 5 s: KILL"
       kill -KILL "$pid" 2>/dev/null
     fi
   fi
@@ -720,4 +722,219 @@ lab_submit() {
     return 1
   fi
   printf '%s\n' "$qid"
+}
+
+# --- OpenDKIM -----------------------------------------------------------------------------------
+
+lab_syslog_bin() {
+  local bin=${RAMPART_LAB_SYSLOG:-}
+  [[ -n $bin ]] || bin=$(command -v rampart-lab-syslog 2>/dev/null) || true
+  [[ -n $bin && -x $bin ]] || lab_skip "rampart-lab-syslog not found (set RAMPART_LAB_SYSLOG)"
+  printf '%s\n' "$bin"
+}
+
+lab_opendkim_conf() { printf '%s/opendkim/opendkim.conf\n' "$LAB_DIR"; }
+lab_opendkim_log() { printf '%s/opendkim-syslog.log\n' "$LAB_DIR"; }
+
+lab_opendkim_key() {
+  local domain=${1:?usage: lab_opendkim_key DOMAIN SELECTOR} selector=${2:?selector}
+  printf '%s/opendkim/keys/%s/%s.private\n' "$LAB_DIR" "$(_lab_fqdn "$domain")" "$selector"
+}
+
+# Runs in the new mount namespace (unshare), as root, then execs opendkim in place, so the PID
+# lab_spawn records is opendkim's. Mounts made here are private to opendkim: the host's /dev and
+# /tmp do not change. Arguments: LAB_DIR, the lab's /dev directory, opendkim.conf.
+# shellcheck disable=SC2016  # expanded by the inner bash
+_LAB_ODK_WRAPPER='set -e
+lab_dir=$1 dev=$2 conf=$3
+for node in null zero full random urandom; do mount --bind "/dev/$node" "$dev/$node"; done
+mount --rbind "$dev" /dev
+if [[ $lab_dir == /tmp/* ]]; then
+  exec 3<"$lab_dir"
+  mount -t tmpfs -o mode=0755,size=1m rampart-lab-tmp /tmp
+  mkdir -p "$lab_dir"
+  mount --no-canonicalize --bind /proc/self/fd/3 "$lab_dir"
+  exec 3<&-
+fi
+exec opendkim -f -x "$conf"'
+
+# lab_opendkim_start [DOMAIN:SELECTOR...]: keys (opendkim-genkey, 2048-bit RSA) live in
+# $LAB_DIR/opendkim/keys/DOMAIN/SELECTOR.private, in 0700 directories owned by opendkim. Each
+# DOMAIN signs with its first SELECTOR (SigningTable is first-match); a later SELECTOR for the same
+# DOMAIN is only published. Postfix gets smtpd_milters and non_smtpd_milters =
+# inet:127.0.0.1:$LAB_OPENDKIM_PORT and milter_default_action = tempfail; a scenario that adds
+# rampart-milter sets smtpd_milters again, OpenDKIM first.
+lab_opendkim_start() {
+  [[ -n $LAB_NS ]] || lab_fatal "lab_opendkim_start needs lab_init (a namespace)"
+  [[ -z $_LAB_ODK_DIR ]] || lab_fatal "lab_opendkim_start called twice"
+  [[ -z $_LAB_DNS_STARTED ]] ||
+    lab_fatal "lab_opendkim_start publishes its keys in the lab DNS: call it before lab_dns_start"
+  [[ $BASHPID == "$$" ]] || lab_fatal "lab_opendkim_start must run in the main shell"
+  lab_require opendkim opendkim-genkey unshare mount
+  id opendkim >/dev/null 2>&1 || lab_skip "there is no 'opendkim' user (install opendkim)"
+  local syslog_bin
+  syslog_bin=$(lab_syslog_bin) || exit $?
+  (($# > 0)) || set -- shop.example:lab
+  [[ $LAB_OPENDKIM_PORT =~ ^[0-9]+$ ]] ||
+    lab_fatal "LAB_OPENDKIM_PORT '$LAB_OPENDKIM_PORT' is not a port"
+
+  local dir=$LAB_DIR/opendkim spec domain selector keydir txt
+  mkdir -p "$dir/keys" "$dir/tmp" "$dir/dev"
+  : >"$dir/KeyTable"
+  : >"$dir/SigningTable"
+  for spec in "$@"; do
+    [[ $spec =~ ^([A-Za-z0-9.-]+):([A-Za-z0-9_-]+)$ ]] ||
+      lab_fatal "lab_opendkim_start: '$spec' is not DOMAIN:SELECTOR"
+    domain=$(_lab_fqdn "${BASH_REMATCH[1]}")
+    selector=${BASH_REMATCH[2]}
+    keydir=$dir/keys/$domain
+    if [[ ! -f $keydir/$selector.private ]]; then
+      mkdir -p "$keydir"
+      opendkim-genkey -D "$keydir" -d "$domain" -s "$selector" >"$dir/genkey.log" 2>&1 || {
+        cat "$dir/genkey.log" >&2
+        lab_fatal "opendkim-genkey failed for $spec"
+      }
+    fi
+    # SELECTOR.txt is a zone-file record: the TXT text is its quoted strings, joined.
+    txt=$(tr -d '\n' <"$keydir/$selector.txt" | grep -o '"[^"]*"' | tr -d '"\n') || true
+    [[ $txt == v=DKIM1*p=?* ]] || lab_fatal "no public key in $keydir/$selector.txt"
+    lab_dns_txt "$selector._domainkey.$domain" "$txt"
+    printf '%s %s:%s:%s\n' "$selector._domainkey.$domain" "$domain" "$selector" \
+      "$keydir/$selector.private" >>"$dir/KeyTable"
+    printf '*@%s %s\n' "$domain" "$selector._domainkey.$domain" >>"$dir/SigningTable"
+  done
+  chown -R opendkim:opendkim "$dir/keys" "$dir/tmp"
+  chmod -R go= "$dir/keys" "$dir/tmp"  # directories 0700, keys 0600
+  printf '127.0.0.1\n::1\n' >"$dir/InternalHosts"  # OpenDKIM's own default
+  cat >"$dir/opendkim.conf" <<EOF_CONF
+# Written by tests/lab/lab.sh: the lab's OpenDKIM, run in the foreground (-f) inside the lab's
+# namespace. RequireSafeKeys keeps its default (yes); see lab.sh on /tmp.
+Mode                  sv
+Socket                inet:$LAB_OPENDKIM_PORT@127.0.0.1
+UserID                opendkim
+Syslog                yes
+SyslogSuccess         yes
+LogWhy                yes
+Canonicalization      relaxed/simple
+OversignHeaders       From
+KeyTable              file:$dir/KeyTable
+SigningTable          refile:$dir/SigningTable
+InternalHosts         $dir/InternalHosts
+TemporaryDirectory    $dir/tmp
+EOF_CONF
+  # The lab's /dev for opendkim: mount points for the device nodes, log -> the receiver's socket.
+  local node
+  for node in null zero full random urandom; do : >"$dir/dev/$node"; done
+  ln -sfn /proc/self/fd "$dir/dev/fd"
+  ln -sfn /proc/self/fd/0 "$dir/dev/stdin"
+  ln -sfn /proc/self/fd/1 "$dir/dev/stdout"
+  ln -sfn /proc/self/fd/2 "$dir/dev/stderr"
+  ln -sfn "$dir/syslog.sock" "$dir/dev/log"
+  lab_exec opendkim -n -x "$dir/opendkim.conf" >"$dir/check.log" 2>&1 || {
+    cat "$dir/check.log" >&2
+    lab_fatal "opendkim -n rejects $dir/opendkim.conf"
+  }
+  _LAB_ODK_DIR=$dir
+
+  lab_spawn opendkim-syslog "$syslog_bin" --socket "$dir/syslog.sock"
+  _lab_wait "$(lab_opendkim_log)" '^listening on ' 1 10 "$(lab_pid opendkim-syslog)" ||
+    lab_fatal "rampart-lab-syslog did not start"
+  _lab_opendkim_run
+  lab_postfix_conf "smtpd_milters = inet:127.0.0.1:$LAB_OPENDKIM_PORT" \
+    "non_smtpd_milters = inet:127.0.0.1:$LAB_OPENDKIM_PORT" "milter_default_action = tempfail"
+}
+
+# Starts opendkim (spawn names opendkim, opendkim-2, ...) and waits for its start line (logged
+# once its socket is open) and its listener.
+_lab_opendkim_run() {
+  local name=opendkim pid
+  _LAB_ODK_RUNS=$((_LAB_ODK_RUNS + 1))
+  ((_LAB_ODK_RUNS == 1)) || name=opendkim-$_LAB_ODK_RUNS
+  lab_spawn "$name" unshare --mount --propagation private bash -c "$_LAB_ODK_WRAPPER" \
+    lab-opendkim "$LAB_DIR" "$_LAB_ODK_DIR/dev" "$_LAB_ODK_DIR/opendkim.conf"
+  _LAB_ODK_NAME=$name
+  pid=$(lab_pid "$name")
+  if ! _lab_wait "$(lab_opendkim_log)" "opendkim\[$pid\]: OpenDKIM Filter v[^ ]+ starting" 1 20 \
+    "$pid"; then
+    _lab_log "--- $LAB_DIR/$name.log (opendkim's stderr) ---"
+    cat "$LAB_DIR/$name.log" >&2
+    lab_fatal "opendkim did not start"
+  fi
+  lab_wait_port 127.0.0.1 "$LAB_OPENDKIM_PORT" 10 ||
+    lab_fatal "opendkim is not listening on 127.0.0.1:$LAB_OPENDKIM_PORT"
+}
+
+# libmilter acts on TERM only when its listener wakes up: at a connection, or at its 5 s poll
+# timeout. So after TERM the harness connects to the milter port once a second (a connection that
+# sends nothing); opendkim then exits within milliseconds, logging "terminating".
+lab_opendkim_stop() {
+  [[ -n $_LAB_ODK_NAME ]] || return 0
+  local pid deadline next_poke=0 now
+  pid=$(lab_pid "$_LAB_ODK_NAME")
+  _LAB_ODK_NAME=""
+  if _lab_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null
+    deadline=$(($(_lab_now_ms) + 10000))
+    while _lab_alive "$pid"; do
+      now=$(_lab_now_ms)
+      ((now < deadline)) || break
+      if ((now >= next_poke)); then
+        # shellcheck disable=SC2016  # expanded by the inner bash
+        lab_exec bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$LAB_OPENDKIM_PORT" 2>/dev/null ||
+          true
+        next_poke=$((now + 1000))
+      fi
+      sleep 0.02
+    done
+  fi
+  _lab_kill_pid "$pid"  # KILL if it is still there; reaps it
+}
+
+# OpenDKIM's SIGUSR1 only sets a flag, and the reload happens when the next milter connection
+# comes in: nothing observable says it is done before a message arrives. A restart is: the new
+# process has read InternalHosts when it logs "starting". (With lab_opendkim_stop's wake-up it
+# takes well under a second.)
+lab_opendkim_internal_hosts() {
+  (($# > 0)) || lab_fatal "usage: lab_opendkim_internal_hosts CIDR..."
+  [[ -n $_LAB_ODK_DIR ]] || lab_fatal "lab_opendkim_internal_hosts before lab_opendkim_start"
+  printf '%s\n' "$@" >"$_LAB_ODK_DIR/InternalHosts.new"
+  mv "$_LAB_ODK_DIR/InternalHosts.new" "$_LAB_ODK_DIR/InternalHosts"
+  lab_opendkim_stop
+  _lab_opendkim_run
+}
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+lab_pg_start() {
+  [[ -n $LAB_DIR ]] || lab_fatal "lab_pg_start before lab_init"
+  [[ -z $_LAB_PG_DIR ]] || lab_fatal "lab_pg_start called twice"
+  pg_cluster_find || lab_skip "$PG_CLUSTER_WHY"
+  local dir=$LAB_DIR/pg
+  mkdir -p "$dir"
+  PG_CLUSTER_WRAP=()
+  [[ -n $LAB_NS ]] && PG_CLUSTER_WRAP=(ip netns exec "$LAB_NS")
+  pg_cluster_init "$dir" || lab_fatal "PostgreSQL: $PG_CLUSTER_WHY"
+  _LAB_PG_DIR=$dir  # from here on lab_down stops it, even after a failed start
+  pg_cluster_start "$dir" || lab_fatal "PostgreSQL: $PG_CLUSTER_WHY (log: $dir/server.log)"
+}
+
+lab_pg_url() {
+  [[ -n $_LAB_PG_DIR ]] || lab_fatal "lab_pg_url before lab_pg_start"
+  pg_cluster_url "$_LAB_PG_DIR"
+}
+
+# The postmaster is not the harness's child (pg_ctl daemonizes it): after a clean stop its PID
+# may already belong to another process, so it is signalled only when pg_ctl could not stop it
+# and the PID still names a postgres process.
+lab_pg_stop() {
+  [[ -n $_LAB_PG_DIR ]] || return 0
+  local pid comm=""
+  pid=$(pg_cluster_pid "$_LAB_PG_DIR")
+  if ! pg_cluster_stop "$_LAB_PG_DIR"; then
+    _lab_log "warning: $PG_CLUSTER_WHY"
+    [[ -n $pid ]] && { read -r comm <"/proc/$pid/comm"; } 2>/dev/null
+    [[ $comm == postgres ]] && _lab_kill_pid "$pid"
+  fi
+  _LAB_PG_DIR=""
+  return 0
 }

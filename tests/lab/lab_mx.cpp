@@ -76,6 +76,7 @@ constexpr std::size_t kMaxPendingOutput = 256 * 1024;  // stop reading a peer th
 constexpr std::size_t kMaxSessions = 512;
 constexpr int kMaxErrors = 5;
 constexpr auto kIdleTimeout = std::chrono::seconds(120);
+constexpr auto kLingerTime = std::chrono::seconds(2);
 
 volatile sig_atomic_t g_stop = 0;
 volatile sig_atomic_t g_reload = 0;
@@ -403,7 +404,9 @@ class Session {
 
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
-  ~Session() { close(fd_); }
+  ~Session() {
+    if (fd_ >= 0) close(fd_);
+  }
 
   void start() {
     log_.event("connect conn=" + std::to_string(id_) + " client=" + client_ + " server=" + server_);
@@ -412,6 +415,8 @@ class Session {
   }
 
   int fd() const { return fd_; }
+  // Hands the socket over (to the lingering close); the session no longer closes it.
+  int release_fd() { return std::exchange(fd_, -1); }
   unsigned id() const { return id_; }
   bool done() const { return closing_ && out_.empty(); }
   bool wants_read() const { return !closing_ && out_.size() < kMaxPendingOutput; }
@@ -721,6 +726,34 @@ class Session {
 
 // --- main loop ----------------------------------------------------------------------------------
 
+// A finished session's socket, closed gracefully: closing a socket that still has unread input
+// (the rest of an over-long line, commands pipelined after QUIT or a 421) makes the kernel send
+// an RST, and the client may then lose the last reply before it reads it. So the server sends
+// FIN (shutdown SHUT_WR) and reads and discards until the client closes too, for at most
+// kLingerTime.
+struct Lingering {
+  int fd;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+Lingering linger_start(int fd, std::chrono::steady_clock::time_point now) {
+  shutdown(fd, SHUT_WR);
+  return {fd, now + kLingerTime};
+}
+
+// Discards what is readable; closes the socket (fd = -1) at end of input or on an error.
+void linger_read(Lingering& l) {
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = recv(l.fd, buf, sizeof buf, 0);
+    if (n > 0) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    close(l.fd);
+    l.fd = -1;
+    return;
+  }
+}
+
 struct Options {
   std::string listen;
   std::string script;
@@ -826,6 +859,7 @@ int run(const Options& opt) {
   log.event("listening on " + format_endpoint(bound));
 
   std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<Lingering> lingering;
   unsigned next_id = 1;
   while (g_stop == 0) {
     if (g_reload != 0) {
@@ -847,13 +881,15 @@ int run(const Options& opt) {
       if (s->wants_write()) events = static_cast<short>(events | POLLOUT);
       fds.push_back({s->fd(), events, 0});
     }
+    const std::size_t sessions_end = fds.size();
+    for (const auto& l : lingering) fds.push_back({l.fd, POLLIN, 0});
     // The 1 s timeout only bounds how late idle sessions are noticed.
     if (poll(fds.data(), fds.size(), 1000) < 0) {
       if (errno == EINTR) continue;
       std::fprintf(stderr, "rampart-lab-mx: poll: %s\n", std::strerror(errno));
       return 1;
     }
-    for (std::size_t i = 1; i < fds.size(); ++i) {
+    for (std::size_t i = 1; i < sessions_end; ++i) {
       Session& s = *sessions[i - 1];
       if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0 && s.wants_read()) s.on_readable();
       if ((fds[i].revents & POLLOUT) != 0 && s.wants_write()) s.on_writable();
@@ -863,9 +899,18 @@ int run(const Options& opt) {
     for (auto& s : sessions) {
       if (s->idle_expired(now)) s->timeout();
     }
-    std::erase_if(sessions, [&log](const std::unique_ptr<Session>& s) {
+    std::erase_if(sessions, [&log, &lingering, now](const std::unique_ptr<Session>& s) {
       if (!s->done()) return false;
       log.event("disconnect conn=" + std::to_string(s->id()) + " reason=" + s->reason());
+      lingering.push_back(linger_start(s->release_fd(), now));
+      return true;
+    });
+    std::erase_if(lingering, [&fds, sessions_end, now](Lingering& l) {
+      for (std::size_t i = sessions_end; i < fds.size(); ++i) {
+        if (fds[i].fd == l.fd && fds[i].revents != 0) linger_read(l);
+      }
+      if (l.fd >= 0 && now < l.deadline) return false;
+      if (l.fd >= 0) close(l.fd);
       return true;
     });
     if ((fds[0].revents & POLLIN) != 0) {
@@ -890,6 +935,7 @@ int run(const Options& opt) {
       }
     }
   }
+  for (const auto& l : lingering) close(l.fd);
   close(listener);
   log.event("stopping");
   return 0;

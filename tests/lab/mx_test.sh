@@ -12,11 +12,12 @@ lab_require swaks timeout
 lab_init_local mx
 mx_bin=$(lab_mx_bin) || exit $?
 
-# start_mx NAME SCRIPT: rampart-lab-mx on 127.0.0.1:0; sets PORT to the port it bound.
+# start_mx NAME SCRIPT [ARGS...]: rampart-lab-mx on 127.0.0.1:0; sets PORT to the port it bound.
 start_mx() {
   local name=$1 script=$2
+  shift 2
   lab_spawn "$name" "$mx_bin" --listen 127.0.0.1:0 --script "$script" \
-    --log "$LAB_DIR/$name.transcript" --hostname "$name.lab.test"
+    --log "$LAB_DIR/$name.transcript" --hostname "$name.lab.test" "$@"
   _lab_wait "$LAB_DIR/$name.log" '^listening on ' 1 10 "$(lab_pid "$name")" ||
     lab_fatal "$name did not start"
   PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$LAB_DIR/$name.log")
@@ -142,6 +143,21 @@ lab_wait_for "$LAB_DIR/content.log" '^script reload failed, keeping old rules: .
   lab_fatal "bad script not reported"
 lab_pass "a bad script on reload is reported and the old rules kept"
 
+# --- --save-dir: accepted messages are kept as received, one file each ---------------------------
+mkdir -p "$LAB_DIR/saved"
+printf '@contoso.example 550 5.1.1 no such user\n' >"$LAB_DIR/keep.script"
+start_mx keep "$LAB_DIR/keep.script" --save-dir "$LAB_DIR/saved"
+keep_port=$PORT
+raw "$keep_port" 'EHLO raw.lab.example\r\nMAIL FROM:<a@shop.example>\r\nRCPT TO:<b@fabrikam.example>\r\nDATA\r\nSubject: one\r\n\r\n..dot\r\nbody\n.\r\nMAIL FROM:<a@shop.example>\r\nRCPT TO:<c@contoso.example>\r\nQUIT\r\n' >/dev/null
+lab_expect_line "$LAB_DIR/keep.log" \
+  "^accepted from=<a@shop\.example> rcpt=<b@fabrikam\.example> size=[0-9]+ conn=1 client=127\.0\.0\.1 queue_id=LAB00010001 saved=$LAB_DIR/saved/LAB00010001\.eml$" \
+  "the accepted line names the saved file" "^accepted"
+got=$(od -An -c "$LAB_DIR/saved/LAB00010001.eml" 2>&1 | tr -s ' \n' ' ')
+want=$(printf 'Subject: one\r\n\r\n.dot\r\nbody\r\n' | od -An -c | tr -s ' \n' ' ')
+lab_expect_eq "$want" "$got" "the saved message is the data as received: dot-unstuffed, CRLF line ends"
+lab_expect_eq "LAB00010001.eml" "$(find "$LAB_DIR/saved" -mindepth 1 -printf '%f ' | sed 's/ $//')" \
+  "one file for the one accepted message, no temporary file left"
+
 # --- bad invocations exit 2 with a reason ---------------------------------------------------------
 printf 'a@b.example hello\n' >"$LAB_DIR/bad.script"
 if "$mx_bin" --listen 127.0.0.1:0 --script "$LAB_DIR/bad.script" >"$LAB_DIR/bad.out" 2>&1; then rc=0; else rc=$?; fi
@@ -149,6 +165,8 @@ lab_expect_eq 2 "$rc" "a reply without a code is refused at load"
 lab_expect_line "$LAB_DIR/bad.out" 'bad\.script:1: reply must start with a three-digit code' "and the error names file and line"
 if "$mx_bin" --listen nonsense >"$LAB_DIR/bad.out" 2>&1; then rc=0; else rc=$?; fi
 lab_expect_eq 1 "$rc" "a bad --listen fails"
+if "$mx_bin" --listen 127.0.0.1:0 --save-dir "$LAB_DIR/no-such-dir" >"$LAB_DIR/bad.out" 2>&1; then rc=0; else rc=$?; fi
+lab_expect_eq 2 "$rc" "a --save-dir that is not a directory is refused"
 
 # The server survived all of the above.
 lab_expect_no_line "$LAB_DIR/ops.log" '^stopping' "the MX is still running"

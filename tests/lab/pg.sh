@@ -17,6 +17,8 @@
 # `ip netns exec NS` so that they live in its network namespace).
 
 # shellcheck shell=bash
+# Public state, read by the scripts that source this file.
+# shellcheck disable=SC2034
 PG_CLUSTER_BIN=""
 PG_CLUSTER_AS_OWNER=()
 PG_CLUSTER_WRAP=()
@@ -113,4 +115,6 @@ pg_cluster_pid() {
   return 0
 }
 
-pg_cluster_url() { printf 'postgresql:///rampart?host=%s&user=postgres\n' "${1:?usage: pg_cluster_url DIR}"; }
+pg_cluster_url() {
+  printf 'postgresql:///rampart?host=%s&user=postgres\n' "${1:?usage: pg_cluster_url DIR}"
+}
