@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # The README's demo command: on a fresh Debian 12 machine, as root, installs the dependencies,
-# builds rampart (release preset), then runs the product on the embedded SQLite default:
-# creates a fresh store, applies the shipped default rules plus the example site rules, and
-# prints what the store now holds. Everything it writes lives under $RAMPART_DEMO_DIR
-# (default /tmp/rampart-demo); the system's Postfix and /etc are never touched.
+# builds rampart, then runs the product on the embedded SQLite default:
+#   1. a fresh store, the shipped default rules plus the example site rules, what the store holds;
+#   2. a private Postfix with OpenDKIM and rampart-milter in a network namespace (the test lab),
+#      and a small campaign through it (scripts/demo-campaign.sh).
+# Everything it writes lives under $RAMPART_DEMO_DIR (default /tmp/rampart-demo) and the lab's
+# temp dir; the system's Postfix, OpenDKIM and /etc are never touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh
-echo "==> building (preset release)"
-cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" >/dev/null
+echo "==> building (preset ci: optimised; the demo also needs the lab's fake MX and syslog tools)"
+cmake --preset ci >/dev/null
+cmake --build --preset ci -j "$(nproc)" --target rampart_cli rampart-milter rampart-lab-mx rampart-lab-syslog >/dev/null
 
 demo=${RAMPART_DEMO_DIR:-/tmp/rampart-demo}
 rm -rf "$demo"
 mkdir -p "$demo"
-bin=build/release/sidecar/rampart
+bin=build/ci/sidecar/rampart
 cat >"$demo/rampart.toml" <<TOML
 # rampart demo configuration: the store is a SQLite file beside this one.
 [store]
@@ -48,5 +50,10 @@ echo "exit status $?"
 set -e
 r db status | grep rules_version
 echo
-echo "==> done: the store is $demo/rampart.db; export it with"
+echo
+echo "==> a campaign through a private Postfix with OpenDKIM and rampart-milter"
+./scripts/demo-campaign.sh "$bin" build/ci/milter/rampart-milter build/ci/tests/lab/rampart-lab-mx \
+  build/ci/tests/lab/rampart-lab-syslog
+echo
+echo "==> done. The first store is $demo/rampart.db; export it with"
 echo "    $bin --config $demo/rampart.toml rules export --format json"

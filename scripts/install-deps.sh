@@ -18,7 +18,7 @@ build_pkgs=(
 )
 test_pkgs=(
   postfix swaks unbound postgresql opendkim opendkim-tools dovecot-imapd
-  iproute2 procps sqlite3 python3
+  iproute2 procps sqlite3 python3 miltertest
 )
 
 export DEBIAN_FRONTEND=noninteractive

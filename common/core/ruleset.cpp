@@ -24,6 +24,7 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::compile(RulesSpec spec, std::int
         cs.sender_addresses.insert(snd, 0, DomainTable::Self);
       }
     }
+    rs->selects_on_ports_ = rs->selects_on_ports_ || !s.ports.empty();
     cs.selectors = (s.ports.empty() ? 0 : 1) + (s.clients.empty() ? 0 : 1) +
                    (s.senders.empty() ? 0 : 1) + (s.sasl_users.empty() ? 0 : 1);
     rs->streams_.push_back(std::move(cs));

@@ -61,6 +61,9 @@ class RuleSet {
   // same operator; otherwise (unknown or mixed) nullptr.
   const OperatorSpec* operator_for_mx(std::span<const MxRecord> records) const;
 
+  // Whether any stream selects on the server port (then a missing port is a configuration error).
+  bool selects_on_ports() const { return selects_on_ports_; }
+
   const StreamSpec* stream(std::string_view name) const;
   const RampSpec* ramp(std::string_view name) const;
   const OperatorSpec* op(std::string_view name) const;
@@ -85,6 +88,7 @@ class RuleSet {
   std::vector<CompiledStream> streams_;
   std::vector<ExclusionIndex> exclusions_;  // one per stream, then one for "no stream"
   DomainTable mx_suffixes_;                 // -> index into spec_.operators
+  bool selects_on_ports_ = false;
 };
 
 }  // namespace rampart::core

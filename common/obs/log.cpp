@@ -51,4 +51,14 @@ void log(Level level, std::string_view event, std::string_view fields) {
                fields.empty() ? "" : " ", static_cast<int>(fields.size()), fields.data());
 }
 
+void decision(std::string_view queue_id, std::string_view verdict, std::string_view fields) {
+  if (!enabled(Level::Info)) return;
+  if (queue_id.empty()) queue_id = "NOQUEUE";
+  std::lock_guard lock(g_mu);
+  std::fprintf(stderr, "%s[%ld]: %.*s: %.*s %.*s\n", g_program.c_str(),
+               static_cast<long>(::getpid()), static_cast<int>(queue_id.size()), queue_id.data(),
+               static_cast<int>(verdict.size()), verdict.data(), static_cast<int>(fields.size()),
+               fields.data());
+}
+
 }  // namespace rampart::obs

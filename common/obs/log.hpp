@@ -14,5 +14,8 @@ void init(std::string_view program, Level level);
 bool enabled(Level level);
 // `fields` is pre-formatted `key=value key=value`; values with spaces must be quoted by the caller.
 void log(Level level, std::string_view event, std::string_view fields = {});
+// A decision, Postfix style, keyed by queue id (DESIGN.md): `prog[pid]: QUEUEID: verdict fields`.
+// queue_id "" is written NOQUEUE, as Postfix does before the queue file exists.
+void decision(std::string_view queue_id, std::string_view verdict, std::string_view fields);
 
 }  // namespace rampart::obs

@@ -3,14 +3,20 @@
 # rampart's ns/lookup next to the peer's, with the ratio. Usage: tests/bench/run.sh [BUILD_DIR]
 set -euo pipefail
 build=${1:-build/ci}
-bin="$build/tests/bench/rampart_bench_rules"
-[ -x "$bin" ] || { echo "run.sh: $bin not built (cmake --preset ci && cmake --build --preset ci)" >&2; exit 1; }
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-"$bin" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true --benchmark_format=json >"$out"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for name in rules milter; do
+  bin="$build/tests/bench/rampart_bench_$name"
+  [ -x "$bin" ] || { echo "run.sh: $bin not built (cmake --preset ci && cmake --build --preset ci)" >&2; exit 1; }
+  "$bin" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true --benchmark_format=json >"$out/$name.json"
+done
 python3 - "$out" <<'PY'
-import json, sys
-runs = {b["run_name"]: b for b in json.load(open(sys.argv[1]))["benchmarks"] if b.get("aggregate_name") == "median"}
+import json, sys, os
+runs = {}
+for f in os.listdir(sys.argv[1]):
+    for b in json.load(open(os.path.join(sys.argv[1], f)))["benchmarks"]:
+        if b.get("aggregate_name") == "median":
+            runs[b["run_name"]] = b
 def ns(name):
     b = runs[name]
     scale = {"ns": 1, "us": 1e3, "ms": 1e6}[b["time_unit"]]
@@ -19,4 +25,9 @@ ours, peer = ns("BM_exclusion_lookup_rampart"), ns("BM_exclusion_lookup_naive_un
 print(f"exclusion lookup, 10,000 domains: rampart {ours:.1f} ns/lookup, naive unordered_set {peer:.1f} ns/lookup, "
       f"ratio {peer/ours:.2f}x (target < 200 ns)")
 print(f"stream resolution: {ns('BM_stream_resolution'):.1f} ns/message")
+rcpt, lookup = ns("BM_milter_rcpt_decision"), ns("BM_ruleset_lookup_only")
+print(f"milter RCPT decision: {rcpt:.1f} ns/recipient (bare RuleSet lookup {lookup:.1f} ns, ratio {rcpt/lookup:.2f}x; "
+      f"target < 2000 ns)")
+print(f"milter whole-message decision (MAIL, 3 RCPT, 6 headers, 2-part body, EOM): "
+      f"{ns('BM_milter_message_decision'):.0f} ns/message")
 PY

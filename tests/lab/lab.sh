@@ -14,6 +14,9 @@
 #   lab_exec CMD...                run CMD inside the namespace
 #   lab_spawn NAME CMD...          run CMD in the background, output to $LAB_DIR/NAME.log
 #   lab_pid NAME / lab_stop NAME   PID of / stop (TERM, then KILL) a spawned process
+#   lab_stop_milter NAME IP PORT   stop a spawned libmilter daemon listening on IP:PORT (TERM, then
+#                                  a wake-up connection each second, KILL after 10 s); returns its
+#                                  exit status
 #   lab_wait_for FILE REGEX [T]    wait until a line of FILE matches REGEX (ERE), T s (30)
 #   lab_wait_count FILE REGEX N [T]  wait until N lines of FILE match REGEX
 #   lab_wait_port IP PORT [T]      wait until something listens on IP:PORT (TCP)
@@ -25,10 +28,16 @@
 #   lab_mx_log IP [PORT], lab_mx_transcript IP [PORT], lab_mx_reload IP [PORT]
 #   lab_postfix_conf KEY=VALUE...  set main.cf parameters (reloads a running instance)
 #   lab_postfix_transport NAME IP [HELO]  add smtp transport NAME bound to IP
+#   lab_postfix_listener IP PORT   add an smtpd listener on IP:PORT (master.cf `IP:PORT inet n - n
+#                                  - - smtpd`); waits for it only when the instance already runs
 #   lab_postfix_start / lab_postfix_stop / lab_postfix_reload
 #   lab_postfix_maillog, lab_postfix_etc   paths of the maillog and the config directory
 #   lab_postconf ARGS..., lab_postqueue ARGS...   postconf / postqueue on the lab instance
 #   lab_submit FROM TO[,TO...] [SWAKS-ARGS...]  submit to the lab Postfix, print the queue id
+#   lab_swaks LOG SWAKS-ARGS...    one swaks session inside the namespace (--timeout 30), any server,
+#                                  port or source address; transcript in LOG, always returns 0
+#   lab_swaks_queue_id LOG         queue id of the last "250 ... queued as ID" in a swaks transcript
+#                                  (prints nothing and fails when there is none)
 #   lab_opendkim_start [DOMAIN:SELECTOR...]  OpenDKIM (Mode sv) signing for each DOMAIN with a new
 #                                  key (default shop.example:lab), on 127.0.0.1:$LAB_OPENDKIM_PORT
 #                                  (8891), wired into the lab Postfix as its milter; publishes
@@ -336,6 +345,34 @@ lab_stop() {
   local pid
   pid=$(lab_pid "${1:?usage: lab_stop NAME}") || exit 1
   _lab_kill_pid "$pid"
+}
+
+# libmilter acts on TERM only when its listener wakes up: at a connection, or at its 5 s poll
+# timeout. So after TERM this connects to IP:PORT once a second (a connection that sends nothing).
+lab_stop_milter() {
+  local name=${1:?usage: lab_stop_milter NAME IP PORT} ip=${2:?ip} port=${3:?port}
+  local pid deadline next_poke=0 now rc=0
+  pid=$(lab_pid "$name") || exit 1
+  if _lab_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null
+    deadline=$(($(_lab_now_ms) + 10000))
+    while _lab_alive "$pid"; do
+      now=$(_lab_now_ms)
+      ((now < deadline)) || break
+      if ((now >= next_poke)); then
+        # shellcheck disable=SC2016  # expanded by the inner bash
+        lab_exec bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$ip" "$port" 2>/dev/null || true
+        next_poke=$((now + 1000))
+      fi
+      sleep 0.02
+    done
+    if _lab_alive "$pid"; then
+      _lab_log "$name ($pid) ignored TERM for 10 s: KILL"
+      kill -KILL "$pid" 2>/dev/null
+    fi
+  fi
+  wait "$pid" 2>/dev/null || rc=$?
+  return "$rc"
 }
 
 # --- waiting ------------------------------------------------------------------------------------
@@ -668,6 +705,20 @@ lab_postfix_transport() {
   return 0
 }
 
+# lab_postfix_listener IP PORT: one more smtpd(8) listener, e.g. a second submission port that
+# selects another stream. lab_postfix_start waits for port 25 only: wait for this one yourself.
+lab_postfix_listener() {
+  local ip=${1:?usage: lab_postfix_listener IP PORT} port=${2:?port}
+  _lab_postfix_prepare
+  lab_postconf -M "$ip:$port/inet=$ip:$port inet n - n - - smtpd" ||
+    lab_fatal "cannot add the smtpd listener $ip:$port"
+  if _lab_postfix_running; then
+    lab_postfix_reload
+    lab_wait_port "$ip" "$port" 10 || lab_fatal "the lab Postfix is not listening on $ip:$port"
+  fi
+  return 0
+}
+
 lab_postfix_start() {
   _lab_postfix_prepare
   local pf=$LAB_DIR/postfix
@@ -721,6 +772,23 @@ lab_submit() {
     sed 's/^/    /' "$log" >&2
     return 1
   fi
+  printf '%s\n' "$qid"
+}
+
+# lab_swaks LOG SWAKS-ARGS...: for sessions lab_submit cannot express (another port, a source
+# address, a refusal to look at). The caller gives --server and everything else.
+lab_swaks() {
+  local log=${1:?usage: lab_swaks LOG SWAKS-ARGS...}
+  shift
+  lab_exec swaks --timeout 30 "$@" >"$log" 2>&1 || true  # judged by the transcript
+  return 0
+}
+
+lab_swaks_queue_id() {
+  local qid
+  qid=$(sed -n 's/^<- *250 .*queued as \([0-9A-Za-z]*\).*/\1/p' "${1:?usage: lab_swaks_queue_id LOG}" |
+    tail -n 1)
+  [[ -n $qid ]] || return 1
   printf '%s\n' "$qid"
 }
 

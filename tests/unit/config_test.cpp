@@ -120,7 +120,7 @@ TEST_CASE("parse_duration: digits and one unit, else a config error") {
       {"overflows after scaling", "9999999999999999d", false, 0ms},
   };
   for (const auto& c : cases) {
-    INFO(c.label);
+    INFO(std::string(c.label));
     const auto got = cfg::parse_duration(c.text);
     REQUIRE(got.has_value() == c.want_ok);
     if (got) {
@@ -160,7 +160,7 @@ TEST_CASE("parse: valid values replace defaults and are marked set") {
       {"rules dir", "[sidecar]\nrules_dir = \"rules\"\n", "sidecar", "rules_dir", "rules"},
   };
   for (const auto& c : cases) {
-    INFO(c.label);
+    INFO(std::string(c.label));
     const auto got = must_parse(c.text);
     CHECK(got.source() == "rampart.toml");
     CHECK(got.string(c.table, c.key) == c.want);
@@ -303,7 +303,7 @@ TEST_CASE("parse: errors are config errors naming file:line and the key") {
       {"bad utf-8", "[store]\nurl = \"sqlite:///\xff\"\n", "rampart.toml:2:", false},
   };
   for (const auto& c : cases) {
-    INFO(c.label);
+    INFO(std::string(c.label));
     const auto got = cfg::parse(c.text, "rampart.toml");
     REQUIRE_FALSE(got.has_value());
     CHECK(got.error().code == Errc::Config);
@@ -384,7 +384,7 @@ TEST_CASE("set_string: overrides a string setting only with a valid value") {
        R"([milter] log_level: bad log level "loud": expected error, warning, info or debug)"},
   };
   for (const auto& c : cases) {
-    INFO(c.label);
+    INFO(std::string(c.label));
     auto config = *cfg::defaults();
     const std::string before = config.string(c.table, c.key);
     const auto got = config.set_string(c.table, c.key, c.value);
@@ -445,7 +445,7 @@ TEST_CASE("load: a missing default file means defaults, a missing named file is 
       {"a directory, even by default", "/", false, false, "cannot read \"/\": Is a directory"},
   };
   for (const auto& c : cases) {
-    INFO(c.label);
+    INFO(std::string(c.label));
     const auto got = cfg::load(c.path, c.given);
     REQUIRE(got.has_value() == c.want_ok);
     if (got) {
@@ -642,7 +642,7 @@ TEST_CASE("parse_common_flags: takes the shared flags and returns the rest in or
        "--config: empty file name"},
   };
   for (const auto& c : cases) {
-    INFO(c.label);
+    INFO(std::string(c.label));
     std::vector<std::string> storage{"rampart-test"};
     storage.insert(storage.end(), c.args.begin(), c.args.end());
     std::vector<char*> argv;

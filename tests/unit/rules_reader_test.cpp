@@ -100,7 +100,7 @@ TEST_CASE("rules::parse: bad input is refused naming file, line and key") {
       {"include not a list", "include = \"x\"\n", "include: expected an array"},
   };
   for (const auto& c : cases) {
-    INFO(c.label);
+    INFO(std::string(c.label));
     const auto err = error_of(c.text);
     CHECK_MESSAGE(err.find(c.want) != std::string::npos, "got: " << err);
   }

@@ -108,7 +108,7 @@ TEST_CASE("find_exclusion: streams, subdomains, case, trailing dots, addresses b
       {"overlong name", bulk, "a@" + std::string(300, 'x') + ".aol.com", "", false},
   };
   for (const auto& c : cases) {
-    INFO(c.label);
+    INFO(std::string(c.label));
     const auto hit = rs->find_exclusion(c.stream, c.rcpt);
     if (std::string(c.want).empty()) {
       CHECK_FALSE(hit.has_value());
@@ -148,7 +148,7 @@ TEST_CASE("resolve_stream: all given selectors must match; most selectors wins; 
       {"unparseable client", {25, "unknown", "", ""}, ""},
   };
   for (const auto& c : cases) {
-    INFO(c.label);
+    INFO(std::string(c.label));
     const auto* s = rs->resolve_stream(c.q);
     if (std::string(c.want).empty()) {
       CHECK(s == nullptr);
@@ -184,7 +184,7 @@ TEST_CASE("operator_for_mx: every most-preferred MX must match one operator") {
       {"no records", {}, ""},
   };
   for (const auto& c : cases) {
-    INFO(c.label);
+    INFO(std::string(c.label));
     const auto* op = rs->operator_for_mx(c.mx);
     if (std::string(c.want).empty()) {
       CHECK(op == nullptr);

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs conformance.lua with miltertest against a real rampart-milter: a fresh SQLite store with
+# rules.toml applied, a private opendkim.conf (InternalHosts 127.0.0.1 and 172.18.0.0/16), the
+# milter on a free loopback port. Then checks the milter logged one line per decision with the
+# queue id, stream and rule. Exit 77 when miltertest is missing (1 under RAMPART_REQUIRE_INTEGRATION).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+milter=${RAMPART_MILTER_BIN:?} cli=${RAMPART_BIN:?}
+if ! command -v miltertest >/dev/null; then
+  [ "${RAMPART_REQUIRE_INTEGRATION:-0}" = 1 ] && { echo "miltertest missing" >&2; exit 1; }
+  echo "skip: miltertest missing (apt-get install miltertest)" >&2
+  exit 77
+fi
+work=$(mktemp -d /tmp/rampart-miltertest-XXXXXX)
+pid=""
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$work/keys"
+printf 'lab send.example.net:lab:%s/keys/lab.private\norg send.example.org:s1:%s/keys/org.private\n' "$work" "$work" >"$work/keytable"
+printf '*@send.example.net lab\n*@send.example.org org\n' >"$work/signingtable"
+cat >"$work/opendkim.conf" <<CONF
+Mode sv
+KeyTable refile:$work/keytable
+SigningTable refile:$work/signingtable
+InternalHosts 127.0.0.1, ::1, 172.18.0.0/16
+CONF
+cat >"$work/rampart.toml" <<CONF
+[store]
+url = "sqlite://$work/rampart.db"
+[milter]
+listen = "inet:$port@127.0.0.1"
+opendkim_config = "$work/opendkim.conf"
+rules_poll_interval = "1s"
+CONF
+"$cli" --config "$work/rampart.toml" db migrate >/dev/null
+"$cli" --config "$work/rampart.toml" rules apply "$here/rules.toml" >/dev/null
+"$milter" --config "$work/rampart.toml" --check-config >/dev/null
+"$milter" --config "$work/rampart.toml" >"$work/milter.out" 2>"$work/milter.log" &
+pid=$!
+for _ in $(seq 1 100); do
+  grep -q "^listening on" "$work/milter.out" && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/milter.log" >&2; echo "rampart-milter exited" >&2; exit 1; }
+  sleep 0.1
+done
+grep -q "^listening on" "$work/milter.out" || { echo "rampart-milter did not start" >&2; cat "$work/milter.log" >&2; exit 1; }
+
+status=0
+RAMPART_MILTER_SOCKET="inet:$port@127.0.0.1" miltertest -s "$here/conformance.lua" || status=1
+
+kill -TERM "$pid"
+wait "$pid" || { echo "rampart-milter exited non-zero on SIGTERM" >&2; status=1; }
+pid=""
+log=$(cat "$work/milter.log")
+for want in \
+  "4F1A2B3C: reject rcpt=<someone@aol.com> stream=bulk rule=yahoo-family" \
+  "4F1A2B3C: hold rcpt=<x@gmail.com> stream=bulk rule=consumer-webmail" \
+  "4F1A2B3C: discard rcpt=<gone@example.com> stream=bulk rule=suppressed" \
+  "4F1A2B3C: reject from=<ceo@example.com> stream=bulk rule=from-domain" \
+  "4F1A2B3C: tempfail from=<x@send.example.org> stream=institutional rule=dkim-scope" \
+  "4F1A2B3C: warn stream=bulk rule=message-id-localhost" \
+  "4F1A2B3C: reject stream=institutional rule=html-only" \
+  "4F1A2B3C: pin stream=bulk transport=out05" \
+  "NOQUEUE: tempfail from=<news@send.example.net> stream=- rule=macro-missing" \
+  "milter.stopped counters:"; do
+  case "$log" in *"$want"*) echo "ok:   log has '$want'" ;; *) echo "FAIL: log lacks '$want'"; status=1 ;; esac
+done
+[ $status -eq 0 ] || { echo "--- milter log"; cat "$work/milter.log"; }
+exit $status
