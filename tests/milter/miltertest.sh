@@ -49,8 +49,29 @@ for _ in $(seq 1 100); do
 done
 grep -q "^listening on" "$work/milter.out" || { echo "rampart-milter did not start" >&2; cat "$work/milter.log" >&2; exit 1; }
 
+# wait_log REGEX N: until the milter log has N lines matching REGEX (10 s at most).
+wait_log() {
+  for _ in $(seq 1 100); do
+    [ "$(grep -cE "$1" "$work/milter.log" || true)" -ge "$2" ] && return 0
+    sleep 0.1
+  done
+  echo "FAIL: timed out waiting for $2 x '$1' in the milter log" >&2
+  return 1
+}
+
 status=0
-RAMPART_MILTER_SOCKET="inet:$port@127.0.0.1" miltertest -s "$here/conformance.lua" || status=1
+export RAMPART_MILTER_SOCKET="inet:$port@127.0.0.1"
+miltertest -s "$here/conformance.lua" || status=1
+
+# Phase 2: a broken opendkim.conf (its KeyTable vanished). The milter notices on its own (file
+# mtimes are polled), logs dkim.load_failed, and takes the safe action for stream mail.
+mv "$work/keytable" "$work/keytable.away"
+touch "$work/opendkim.conf"
+wait_log 'dkim\.load_failed' 1 || status=1
+miltertest -s "$here/broken_dkim.lua" || status=1
+mv "$work/keytable.away" "$work/keytable"
+touch "$work/opendkim.conf"
+wait_log 'dkim\.loaded' 2 || status=1
 
 kill -TERM "$pid"
 wait "$pid" || { echo "rampart-milter exited non-zero on SIGTERM" >&2; status=1; }
@@ -66,6 +87,7 @@ for want in \
   "4F1A2B3C: reject stream=institutional rule=html-only" \
   "4F1A2B3C: pin stream=bulk transport=out05" \
   "NOQUEUE: tempfail from=<news@send.example.net> stream=- rule=macro-missing" \
+  "5B2C3D4E: tempfail stream=bulk rule=dkim-config" \
   "milter.stopped counters:"; do
   case "$log" in *"$want"*) echo "ok:   log has '$want'" ;; *) echo "FAIL: log lacks '$want'"; status=1 ;; esac
 done
