@@ -75,6 +75,8 @@ struct Config {
   std::optional<Dataset> mta;         // {daemon_name} values whose mail is signed
   std::optional<Dataset> domain;      // single-key mode: Domain + Selector + KeyFile
   std::string selector;
+  // Never read, nor KeyTable key files: a missing or unsafe key (RequireSafeKeys) makes OpenDKIM
+  // refuse to start or tempfail each message, and rampart does not predict that.
   std::string key_file;
   bool sub_domains = false;
   std::optional<Dataset> key_table;      // name -> "domain:selector:key"
@@ -107,7 +109,8 @@ inline const std::vector<std::string>& files_read(const Config& cfg) { return cf
 using Macro = std::pair<std::string_view, std::string_view>;
 
 struct SigningRequest {
-  std::string_view client_addr;   // "172.18.0.5", "IPv6:2001:db8::1"; empty/"unknown": none
+  std::string_view client_addr;   // "172.18.0.5", "IPv6:2001:db8::1"; empty/"unknown": none,
+                                  // which OpenDKIM treats as 127.0.0.1 (verified)
   std::string_view client_name;   // hostname the MTA gave the milter at connect; empty: unknown
   bool authenticated = false;     // {auth_authen} (or {auth_type}) non-empty
   std::string_view from_address;  // sender address from the first of Config::sender_headers

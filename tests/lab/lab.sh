@@ -11,6 +11,8 @@
 #   lab_require TOOL...            skip (exit 77) unless every TOOL is on PATH
 #   lab_skip REASON                exit 77, or 1 when RAMPART_REQUIRE_INTEGRATION=1
 #   lab_addr IP / lab_del_addr IP  add / remove IP/32 (IPv6: /128) on the namespace's lo
+#   lab_route_src IP SRC           connections to lab address IP leave from lab address SRC (IPv4;
+#                                  for clients that cannot bind, e.g. smtp-source)
 #   lab_exec CMD...                run CMD inside the namespace
 #   lab_spawn NAME CMD...          run CMD in the background, output to $LAB_DIR/NAME.log
 #   lab_pid NAME / lab_stop NAME   PID of / stop (TERM, then KILL) a spawned process
@@ -47,6 +49,7 @@
 #                                  opendkim and wait until it is ready
 #   lab_opendkim_conf, lab_opendkim_log  paths of its opendkim.conf and of its syslog output
 #   lab_opendkim_key DOMAIN SELECTOR     path of that private key
+#   lab_opendkim_pid               PID of the running opendkim
 #   lab_opendkim_stop              stop opendkim (lab_down does it)
 #   lab_syslog_bin                 path of rampart-lab-syslog ($RAMPART_LAB_SYSLOG or PATH),
 #                                  else skip
@@ -456,6 +459,17 @@ lab_del_addr() {
   ip -n "$LAB_NS" addr del "$(_lab_prefix "$ip")" dev lo || lab_fatal "cannot remove $ip from lo"
 }
 
+# lab_route_src IP SRC: both are lab_addr addresses. The kernel picks the source of a connection
+# to a local address from that address's route in the local table (normally IP itself): this
+# rewrites the route's preferred source to SRC, so a client that cannot bind (smtp-source)
+# connecting to IP comes from SRC.
+lab_route_src() {
+  local ip=${1:?usage: lab_route_src IP SRC} src=${2:?src}
+  [[ $ip != *:* && $src != *:* ]] || lab_fatal "lab_route_src: IPv4 only"
+  ip -n "$LAB_NS" route replace local "$ip" dev lo table local proto kernel scope host src "$src" ||
+    lab_fatal "cannot route $ip from $src in $LAB_NS"
+}
+
 # --- DNS (unbound) ------------------------------------------------------------------------------
 
 _lab_fqdn() { local n=${1%.}; printf '%s\n' "${n,,}"; }
@@ -803,6 +817,11 @@ lab_syslog_bin() {
 
 lab_opendkim_conf() { printf '%s/opendkim/opendkim.conf\n' "$LAB_DIR"; }
 lab_opendkim_log() { printf '%s/opendkim-syslog.log\n' "$LAB_DIR"; }
+
+lab_opendkim_pid() {
+  [[ -n $_LAB_ODK_NAME ]] || lab_fatal "lab_opendkim_pid: opendkim is not running"
+  lab_pid "$_LAB_ODK_NAME"
+}
 
 lab_opendkim_key() {
   local domain=${1:?usage: lab_opendkim_key DOMAIN SELECTOR} selector=${2:?selector}
