@@ -1,7 +1,7 @@
 #!/bin/bash
 # milter_throughput.sh: what rampart-milter costs a real Postfix, measured end to end in the lab
-# (tests/lab/lab.sh). Run on demand, never in CI's tests (root, about two minutes per 10,000
-# messages and round):
+# (tests/lab/lab.sh). Run on demand, never in CI's tests (root; with 10,000 messages about 7
+# minutes on 2 CPUs, 3 with RAMPART_BENCH_QUICKACK=1):
 #   tests/bench/milter_throughput.sh BUILD_DIR [MESSAGES=10000] [SESSIONS=10] [SIZE=10240]
 #   tests/bench/run.sh BUILD_DIR --postfix [MESSAGES] [SESSIONS] [SIZE]
 # BUILD_DIR holds rampart-milter, rampart, rampart-lab-mx and rampart-lab-syslog (an optimised
@@ -15,6 +15,9 @@
 #   B) smtpd_milters = OpenDKIM, rampart-milter (rules: stream "bulk" on port 25 for 192.0.2.0/24,
 #      from_domains = send.example.net, pinned to transport out05 / 203.0.113.94, plus a generated
 #      10,000-domain exclusion list that the recipient domain does not hit).
+# The milter sockets are the shipped ones (postfix-conf/main.cf.fragment): OpenDKIM on
+# inet:127.0.0.1:8891, rampart-milter on a unix socket (its default; here $LAB_DIR/rampart/
+# milter.sock, group postfix as _rampart is in production).
 # Rounds go A B B A (RAMPART_BENCH_ORDER, e.g. "A B" for a quick look) so warm-up and drift fall
 # on both sides alike; a short unmeasured warm-up comes first. Every round starts after a Postfix
 # reload with an empty queue. The time of a round is the wall-clock time of smtp-source alone
@@ -51,8 +54,20 @@
 #   none, rampart-milter logs no other decision (tempfail, reject, hold, warn...) and no warning
 #   or error, Postfix logs no milter-reject, deferral, bounce or milter warning, and every
 #   message was delivered (status=sent) and removed.
-# Environment: RAMPART_BENCH_ORDER (rounds, default "A B B A"), RAMPART_LAB_KEEP=1 (keep the lab
-# directory with every log). A missing tool is a failure here, not a skip.
+# - TCP milters and delayed ACKs. libmilter answers a message's end with two writes (the header
+#   edit, then "accept"); on TCP, Nagle holds the second until Postfix ACKs the first, and Linux
+#   delays that ACK by 40 ms. So a TCP milter that edits headers costs each message about 40 ms
+#   of waiting, no CPU; OpenDKIM on inet:8891 stalls twice (about 90 ms a message, seen with
+#   strace), which bounds the default run (10 sessions: about 105 msg/s) and is the same in A
+#   and B. Unix sockets have no such stall. Two knobs show the other cases:
+#     RAMPART_BENCH_MILTER_SOCKET=inet  rampart-milter on inet:127.0.0.1:8893 instead (it then
+#                                       adds its own ~40 ms stall per message);
+#     RAMPART_BENCH_QUICKACK=1          every local route of the namespace gets `quickack 1` (no
+#                                       delayed ACKs, hence no stalls): the run is CPU-bound and
+#                                       shows what the milters cost in CPU.
+# Environment: RAMPART_BENCH_ORDER (rounds, default "A B B A"), RAMPART_BENCH_MILTER_SOCKET (unix,
+# the default, or inet), RAMPART_BENCH_QUICKACK (0, the default, or 1), RAMPART_LAB_KEEP=1 (keep
+# the lab directory with every log). A missing tool is a failure here, not a skip.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -75,6 +90,12 @@ read -r -a rounds <<<"$order"
 for r in "${rounds[@]}"; do
   [[ $r == A || $r == B ]] || { printf 'RAMPART_BENCH_ORDER: %s is not A or B\n' "$r" >&2; exit 64; }
 done
+milter_socket=${RAMPART_BENCH_MILTER_SOCKET:-unix}
+quickack=${RAMPART_BENCH_QUICKACK:-0}
+[[ $milter_socket == unix || $milter_socket == inet ]] ||
+  { printf 'RAMPART_BENCH_MILTER_SOCKET: %s is not unix or inet\n' "$milter_socket" >&2; exit 64; }
+[[ $quickack == 0 || $quickack == 1 ]] ||
+  { printf 'RAMPART_BENCH_QUICKACK: %s is not 0 or 1\n' "$quickack" >&2; exit 64; }
 [[ " ${rounds[*]} " == *" A "* && " ${rounds[*]} " == *" B "* ]] ||
   { printf 'RAMPART_BENCH_ORDER needs at least one A and one B round\n' >&2; exit 64; }
 
@@ -101,7 +122,7 @@ readonly SINK_MX=mx.contoso.example PROBE_MX=mx.fabrikam.example
 readonly CLIENT_HELO=campaigns.lab.example MILTER_PORT=8893 EXCLUDED_DOMAINS=10000
 
 lab_require smtp-source smtp-sink unbound postfix postconf swaks opendkim opendkim-genkey \
-  opendkim-testmsg awk timeout getconf
+  opendkim-testmsg awk timeout getconf setpriv python3
 for f in milter_header_checks smtp_header_checks main.cf.fragment; do
   [[ -f $SRC/postfix-conf/$f ]] || lab_fatal "no $SRC/postfix-conf/$f (set RAMPART_SOURCE_DIR)"
 done
@@ -135,7 +156,7 @@ expect_count() {
   printf '      expected: %s\n      found:    %s\n' "$want" "$got"
   if [[ -n $log && -n $regex && -f $log ]]; then
     printf '      (%s, lines matching %s)\n' "$log" "$regex"
-    grep -E -- "$regex" "$log" | tail -n 10 | sed 's/^/        /'
+    { grep -E -- "$regex" "$log" || true; } | tail -n 10 | sed 's/^/        /'
   fi
   lab_fatal "the benchmark is meaningless without this: no result"
 }
@@ -143,6 +164,13 @@ expect_count() {
 # --- the lab ------------------------------------------------------------------------------------
 for ip in "$CLIENT_IP" "$MTA_IP" "$EGRESS_IP" "$SINK_IP" "$PROBE_MX_IP"; do lab_addr "$ip"; done
 lab_route_src "$MTA_IP" "$CLIENT_IP"
+if [[ $quickack == 1 ]]; then
+  while read -r route; do
+    # shellcheck disable=SC2086  # the route's words, as ip printed them
+    ip -n "$LAB_NS" route replace $route table local quickack 1 ||
+      lab_fatal "cannot set quickack on '$route'"
+  done < <(ip -n "$LAB_NS" route show table local type local)
+fi
 lab_dns_zone example
 lab_dns_zone example.net
 lab_dns_mx contoso.example 10 "$SINK_MX"
@@ -192,11 +220,19 @@ excluded=$(grep -Ec '^  "[^"]+",$' "$rules" || true)
 [[ $excluded == "$EXCLUDED_DOMAINS" ]] || lab_fatal "generated $excluded exclusion domains"
 grep -Eq '"(contoso\.example|fabrikam\.example|example)",$' "$rules" &&
   lab_fatal "a test recipient domain is in the generated exclusion list"
+if [[ $milter_socket == unix ]]; then
+  mkdir -p "$LAB_DIR/rampart"
+  milter_listen=unix:$LAB_DIR/rampart/milter.sock
+  milter_postfix=$milter_listen
+else
+  milter_listen=inet:$MILTER_PORT@127.0.0.1
+  milter_postfix=inet:127.0.0.1:$MILTER_PORT
+fi
 cat >"$LAB_DIR/rampart.toml" <<EOF
 [store]
 url = "sqlite://$LAB_DIR/rampart.db"
 [milter]
-listen = "inet:$MILTER_PORT@127.0.0.1"
+listen = "$milter_listen"
 opendkim_config = "$(lab_opendkim_conf)"
 EOF
 "$cli_bin" --config "$LAB_DIR/rampart.toml" db migrate >"$LAB_DIR/db-migrate.log" 2>&1 ||
@@ -205,9 +241,34 @@ EOF
   { cat "$LAB_DIR/rules-apply.log" >&2; lab_fatal "rampart rules apply failed"; }
 "$milter_bin" --config "$LAB_DIR/rampart.toml" --check-config >"$LAB_DIR/check-config.log" 2>&1 ||
   { cat "$LAB_DIR/check-config.log" >&2; lab_fatal "rampart-milter --check-config failed"; }
-lab_spawn rampart-milter "$milter_bin" --config "$LAB_DIR/rampart.toml"
+# Group postfix (uid stays root): its unix socket is 0770, and Postfix's smtpd must reach it.
+lab_spawn rampart-milter setpriv --regid=postfix --clear-groups -- \
+  "$milter_bin" --config "$LAB_DIR/rampart.toml"
 milter_log=$LAB_DIR/rampart-milter.log
-lab_wait_for "$milter_log" '^listening on inet:' 10 || lab_fatal "rampart-milter did not start"
+lab_wait_for "$milter_log" "^listening on $(esc "$milter_listen")\$" 10 ||
+  lab_fatal "rampart-milter did not start"
+
+# stop_milter: TERM, and since libmilter acts on it only when its listener wakes up, a connection
+# that sends nothing every second; fails unless it exits 0 within 10 s.
+stop_milter() {
+  if [[ $milter_socket == inet ]]; then
+    lab_stop_milter rampart-milter 127.0.0.1 "$MILTER_PORT"
+    return
+  fi
+  local pid rc=0 deadline
+  pid=$(lab_pid rampart-milter)
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$(($(_lab_now_ms) + 10000))
+  while _lab_alive "$pid" && (($(_lab_now_ms) < deadline)); do
+    python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])' "${milter_listen#unix:}" 2>/dev/null || true
+    sleep 1
+  done
+  _lab_alive "$pid" && kill -KILL "$pid"
+  wait "$pid" 2>/dev/null || rc=$?
+  return "$rc"
+}
 
 # Postfix: the stream transport, the submission listener, the shipped header checks and milter
 # macros; A and B differ in smtpd_milters only.
@@ -222,7 +283,7 @@ for p in milter_default_action milter_connect_macros milter_mail_macros; do
   fragment_params+=("$line")
 done
 milters_a="inet:127.0.0.1:$LAB_OPENDKIM_PORT"
-milters_b="inet:127.0.0.1:$LAB_OPENDKIM_PORT, inet:127.0.0.1:$MILTER_PORT"
+milters_b="inet:127.0.0.1:$LAB_OPENDKIM_PORT, $milter_postfix"
 lab_postfix_conf \
   "mynetworks = 127.0.0.0/8 $CLIENT_NET" \
   "default_transport = out05" \
@@ -354,9 +415,14 @@ awk -v na="${msgs[A]}" -v sa="${secs[A]}" -v nb="${msgs[B]}" -v sb="${secs[B]}" 
   printf "CPU per message: rampart-milter %.3f ms; opendkim %.3f ms (A) / %.3f ms (B)\n",
     mt * 1000 / hz / nb, oa * 1000 / hz / na, ob * 1000 / hz / nb
 }'
-printf 'setup: %s CPUs, %s-byte messages, %s sessions, rounds %s, %d excluded domains, 1 stream\n' \
-  "$(nproc)" "$size" "$sessions" "${rounds[*]}" "$EXCLUDED_DOMAINS"
-printf 'reproduce: RAMPART_BENCH_ORDER="%s" %s %s %s %s %s\n' "${rounds[*]}" \
-  "tests/bench/milter_throughput.sh" "$build" "$messages" "$sessions" "$size"
+printf 'setup: %s CPUs, %s-byte messages, %s sessions, rounds %s, %d excluded domains, 1 stream, OpenDKIM on inet:127.0.0.1:%s, rampart-milter on %s, delayed ACKs %s\n' \
+  "$(nproc)" "$size" "$sessions" "${rounds[*]}" "$EXCLUDED_DOMAINS" "$LAB_OPENDKIM_PORT" \
+  "$milter_postfix" "$([[ $quickack == 1 ]] && echo "off (quickack)" || echo on)"
+printf 'reproduce: RAMPART_BENCH_ORDER="%s" RAMPART_BENCH_MILTER_SOCKET=%s RAMPART_BENCH_QUICKACK=%s %s %s %s %s %s\n' \
+  "${rounds[*]}" "$milter_socket" "$quickack" "tests/bench/milter_throughput.sh" "$build" \
+  "$messages" "$sessions" "$size"
+rc=0
+stop_milter || rc=$?
+lab_expect_eq 0 "$rc" "rampart-milter exited 0 on SIGTERM"
 _lab_log "total time $(secs_since "$t_start") s"
 lab_finish

@@ -31,3 +31,19 @@ print(f"milter RCPT decision: {rcpt:.1f} ns/recipient (bare RuleSet lookup {look
 print(f"milter whole-message decision (MAIL, 3 RCPT, 6 headers, 2-part body, EOM): "
       f"{ns('BM_milter_message_decision'):.0f} ns/message")
 PY
+
+# On request, the same question through a real Postfix: `tests/bench/run.sh BUILD_DIR --postfix
+# [MESSAGES [SESSIONS [SIZE]]]` then runs tests/bench/milter_throughput.sh (root; smtp-source through
+# Postfix+OpenDKIM with and without rampart-milter, rounds A B B A; see its header).
+postfix_args=()
+want_postfix=""
+for arg in "${@:2}"; do
+  if [[ $arg == --postfix ]]; then
+    want_postfix=1
+  elif [[ -n $want_postfix ]]; then
+    postfix_args+=("$arg")
+  fi
+done
+if [[ -n $want_postfix ]]; then
+  "$(dirname "$0")/milter_throughput.sh" "$build" "${postfix_args[@]}"
+fi
