@@ -2,13 +2,17 @@
 // and OpenDKIM snapshots, and their reloading: on a store rules_version change, on a change of
 // the OpenDKIM files (both polled every [milter] rules_poll_interval) and on SIGUSR1.
 // SIGHUP is not a reload signal here: libmilter's own signal thread treats SIGHUP like SIGTERM.
+#include <fcntl.h>
 #include <libmilter/mfapi.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -26,11 +30,13 @@ namespace {
 using namespace rampart;
 
 constexpr std::string_view kUsage =
-    "usage: rampart-milter [--config FILE] [--check-config] [--print-defaults]\n"
+    "usage: rampart-milter [--config FILE] [--daemon] [--pidfile FILE] [--check-config] "
+    "[--print-defaults]\n"
     "\n"
     "rampart-milter: the Postfix milter (smtpd_milters, after OpenDKIM) that enforces send-time\n"
     "exclusions and suppressions, pins each message to its stream's transport, checks the From\n"
     "identity, refuses mail OpenDKIM will not sign, and flags hygiene problems.\n"
+    "Runs in the foreground (systemd) unless --daemon; logs go to stderr either way.\n"
     "Reload: SIGUSR1 (or any `rampart rules apply`, seen within rules_poll_interval).\n"
     "Stop: SIGTERM.";
 
@@ -120,11 +126,19 @@ int main(int argc, char** argv) {
   try {
     auto s = config::start({"rampart-milter", RAMPART_VERSION, kUsage, false}, argc, argv);
     if (s.exit_now) return *s.exit_now;
-    if (!s.rest.empty()) {
-      std::fprintf(stderr,
-                   "rampart-milter: unexpected argument '%s'\nTry 'rampart-milter --help'.\n",
-                   s.rest[0].c_str());
-      return 64;
+    bool daemonize = false;
+    std::string pidfile;
+    for (std::size_t i = 0; i < s.rest.size(); ++i) {
+      if (s.rest[i] == "--daemon") {
+        daemonize = true;
+      } else if (s.rest[i] == "--pidfile" && i + 1 < s.rest.size()) {
+        pidfile = s.rest[++i];
+      } else {
+        std::fprintf(stderr,
+                     "rampart-milter: unexpected argument '%s'\nTry 'rampart-milter --help'.\n",
+                     s.rest[i].c_str());
+        return 64;
+      }
     }
     const auto& cfg = s.cfg;
     obs::init("rampart-milter", *obs::parse_level(cfg.string("milter", "log_level")));
@@ -153,6 +167,57 @@ int main(int argc, char** argv) {
     if (!load_rules(store, version)) return 75;  // nothing to serve from yet: let systemd retry
     Stamps stamps;
     if (st.dkim_check) load_dkim(dkim_conf, stamps);
+
+    const auto& listen = cfg.string("milter", "listen");
+    if (smfi_setconn(const_cast<char*>(listen.c_str())) != MI_SUCCESS ||
+        !milter::register_callbacks()) {
+      obs::log(obs::Level::Error, "milter.setup_failed", fmt::format("listen={}", listen));
+      return 78;
+    }
+    smfi_settimeout(static_cast<int>(
+        std::chrono::duration_cast<std::chrono::seconds>(cfg.duration("milter", "timeout"))
+            .count()));
+    ::umask(007);  // unix socket 0660/0770: Postfix reaches it through the _rampart group
+    if (smfi_opensocket(true) != MI_SUCCESS) {
+      obs::log(obs::Level::Error, "milter.listen_failed", fmt::format("listen={}", listen));
+      return 75;
+    }
+    // --daemon: detach now, after every check that can fail has printed its error and before
+    // any thread exists (threads do not survive fork). Logs keep going to stderr.
+    if (daemonize) {
+      const pid_t child = ::fork();
+      if (child < 0) {
+        obs::log(obs::Level::Error, "milter.fork_failed",
+                 fmt::format("error=\"{}\"", std::strerror(errno)));
+        return 71;
+      }
+      if (child > 0) {
+        // The parent writes the pid file, so it exists by the time the start command returns.
+        if (!pidfile.empty()) {
+          if (std::FILE* f = std::fopen(pidfile.c_str(), "w")) {
+            std::fprintf(f, "%ld\n", static_cast<long>(child));
+            std::fclose(f);
+          }
+        }
+        std::printf("listening on %s (pid %ld)\n", listen.c_str(), static_cast<long>(child));
+        return 0;
+      }
+      ::setsid();
+      if (const int null = ::open("/dev/null", O_RDWR); null >= 0) {
+        ::dup2(null, STDIN_FILENO);
+        ::dup2(null, STDOUT_FILENO);
+        if (null > STDERR_FILENO) ::close(null);
+      }
+    }
+    if (!pidfile.empty() && !daemonize) {
+      if (std::FILE* f = std::fopen(pidfile.c_str(), "w")) {
+        std::fprintf(f, "%ld\n", static_cast<long>(::getpid()));
+        std::fclose(f);
+      } else {
+        obs::log(obs::Level::Warning, "milter.pidfile_failed",
+                 fmt::format("file={} error=\"{}\"", pidfile, std::strerror(errno)));
+      }
+    }
 
     // SIGUSR1 reloads: only the waiter below takes it. SIGTERM/SIGINT/SIGHUP belong to
     // libmilter's signal thread, which smfi_main() starts later; block them now so the threads
@@ -202,24 +267,12 @@ int main(int argc, char** argv) {
       }
     });
 
-    const auto& listen = cfg.string("milter", "listen");
-    if (smfi_setconn(const_cast<char*>(listen.c_str())) != MI_SUCCESS ||
-        !milter::register_callbacks()) {
-      obs::log(obs::Level::Error, "milter.setup_failed", fmt::format("listen={}", listen));
-      return 78;
-    }
-    smfi_settimeout(static_cast<int>(
-        std::chrono::duration_cast<std::chrono::seconds>(cfg.duration("milter", "timeout"))
-            .count()));
-    ::umask(007);  // unix socket 0660/0770: Postfix reaches it through the _rampart group
-    if (smfi_opensocket(true) != MI_SUCCESS) {
-      obs::log(obs::Level::Error, "milter.listen_failed", fmt::format("listen={}", listen));
-      return 75;
-    }
     obs::log(obs::Level::Info, "milter.listening",
              fmt::format("listen={} rules_version={}", listen, version));
-    std::printf("listening on %s\n", listen.c_str());
-    std::fflush(stdout);
+    if (!daemonize) {
+      std::printf("listening on %s\n", listen.c_str());
+      std::fflush(stdout);
+    }
     const int rc = smfi_main();
 
     {
@@ -232,6 +285,7 @@ int main(int argc, char** argv) {
     for (const auto& [k, n] : st.counters.snapshot()) summary += fmt::format(" \"{}\"={}", k, n);
     obs::log(obs::Level::Info, "milter.stopped",
              fmt::format("counters:{}", summary.empty() ? " none" : summary));
+    if (!pidfile.empty()) ::unlink(pidfile.c_str());
     return rc == MI_SUCCESS ? 0 : 70;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rampart-milter: internal error: %s\n", e.what());

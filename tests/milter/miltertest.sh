@@ -76,6 +76,25 @@ wait_log 'dkim\.loaded' 2 || status=1
 kill -TERM "$pid"
 wait "$pid" || { echo "rampart-milter exited non-zero on SIGTERM" >&2; status=1; }
 pid=""
+# --daemon: the start command returns once the socket is open, the pid file names the running
+# daemon, SIGTERM stops it and removes the pid file.
+port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed "s/inet:$port@/inet:$port2@/" "$work/rampart.toml" >"$work/daemon.toml"
+if "$milter" --config "$work/daemon.toml" --daemon --pidfile "$work/milter.pid" >"$work/daemon.out" 2>"$work/daemon.log"; then
+  dpid=$(cat "$work/milter.pid" 2>/dev/null || true)
+  if [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null && grep -q "^listening on inet:$port2@127.0.0.1 (pid $dpid)" "$work/daemon.out"; then
+    echo "ok:   --daemon detached (pid $dpid) after opening its socket"
+    kill -TERM "$dpid"
+    for _ in $(seq 1 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$dpid" 2>/dev/null; then echo "FAIL: daemon did not stop on SIGTERM"; status=1; kill -KILL "$dpid"; fi
+    [ ! -e "$work/milter.pid" ] && echo "ok:   pid file removed on stop" || { echo "FAIL: pid file left behind"; status=1; }
+  else
+    echo "FAIL: --daemon: pid file '$dpid' / output: $(cat "$work/daemon.out")"; status=1
+  fi
+else
+  echo "FAIL: --daemon start failed: $(cat "$work/daemon.log")"; status=1
+fi
+
 log=$(cat "$work/milter.log")
 for want in \
   "4F1A2B3C: reject rcpt=<someone@aol.com> stream=bulk rule=yahoo-family" \
