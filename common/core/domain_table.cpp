@@ -91,8 +91,10 @@ std::optional<std::uint32_t> DomainTable::find_covering(std::string_view name) c
   if (n == 0 || n > kMaxName || count_ == 0) return std::nullopt;
   // One right-to-left pass: fold case into buf and note the hash at every label start.
   std::array<char, kMaxName> buf;
-  std::array<std::uint64_t, kMaxName / 2 + 1> hashes;
-  std::array<std::uint8_t, kMaxName / 2 + 1> starts;
+  // Every position can start a "label" when the input is junk like "a....": size for the worst
+  // case, not for valid names (the fuzzer found this).
+  std::array<std::uint64_t, kMaxName> hashes;
+  std::array<std::uint8_t, kMaxName> starts;
   std::size_t labels = 0;
   std::uint64_t h = kFnvOffset;
   for (std::size_t i = n; i-- > 0;) {

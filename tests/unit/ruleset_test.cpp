@@ -214,6 +214,8 @@ TEST_CASE("DomainTable: insert keeps the first value; lookups fold case and one 
   CHECK(t.find_covering("d5000.test") == std::nullopt);
   CHECK(t.find_covering("") == std::nullopt);
   CHECK(t.find_covering(".") == std::nullopt);
+  CHECK(t.find_covering(std::string(252, '.') + "x") == std::nullopt);  // every byte a label start
+  CHECK(t.find_covering(std::string(253, '.')) == std::nullopt);
 }
 
 TEST_CASE("Cidr: parse, host bits, containment, v4-mapped addresses") {
