@@ -1,0 +1,1 @@
+rampart_fuzzer(rampart_policy_protocol_fuzz ${CMAKE_CURRENT_SOURCE_DIR}/policy_protocol_fuzz.cpp rampart::policyd_core)
