@@ -122,9 +122,7 @@ std::string message_id_host(std::string_view v) {
   if (v.size() >= 2 && v.front() == '<' && v.back() == '>') v = v.substr(1, v.size() - 2);
   const auto at = v.rfind('@');
   if (at == std::string_view::npos) return {};
-  auto host = v.substr(at + 1);
-  if (!host.empty() && host.front() == '[') return ascii_lower(host);
-  return ascii_lower(host);
+  return ascii_lower(v.substr(at + 1));
 }
 
 std::string Message::stream_field() const { return stream_ != nullptr ? stream_->name : "-"; }

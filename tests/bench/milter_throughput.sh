@@ -132,7 +132,6 @@ t_start=$EPOCHREALTIME
 
 # --- helpers ------------------------------------------------------------------------------------
 
-esc() { printf '%s' "$1" | sed 's/[][\.*^$+?(){}|]/\\&/g'; }
 secs_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 count() { if [[ -f $2 ]]; then grep -Ec -- "$1" "$2" || true; else echo 0; fi; }
 
@@ -245,7 +244,7 @@ EOF
 lab_spawn rampart-milter setpriv --regid=postfix --clear-groups -- \
   "$milter_bin" --config "$LAB_DIR/rampart.toml"
 milter_log=$LAB_DIR/rampart-milter.log
-lab_wait_for "$milter_log" "^listening on $(esc "$milter_listen")\$" 10 ||
+lab_wait_for "$milter_log" "^listening on $(lab_esc "$milter_listen")\$" 10 ||
   lab_fatal "rampart-milter did not start"
 
 # stop_milter: TERM, and since libmilter acts on it only when its listener wakes up, a connection
@@ -302,8 +301,8 @@ _lab_log "lab ready in $(secs_since "$t_start") s"
 
 # Log lines counted per round.
 re_removed='postfix/qmgr\[[0-9]+\]: [0-9A-F]+: removed$'
-re_sent="postfix/out05/smtp\[[0-9]+\]: [0-9A-F]+: to=<[^>]*>, relay=[^ ]*\[($(esc "$SINK_IP")|$(esc "$PROBE_MX_IP"))\]:25, .*status=sent "
-re_signed="opendkim\[[0-9]+\]: [0-9A-F]+: DKIM-Signature field added \(s=lab, d=$(esc "$SENDER_DOMAIN")\)$"
+re_sent="postfix/out05/smtp\[[0-9]+\]: [0-9A-F]+: to=<[^>]*>, relay=[^ ]*\[($(lab_esc "$SINK_IP")|$(lab_esc "$PROBE_MX_IP"))\]:25, .*status=sent "
+re_signed="opendkim\[[0-9]+\]: [0-9A-F]+: DKIM-Signature field added \(s=lab, d=$(lab_esc "$SENDER_DOMAIN")\)$"
 re_pin='rampart-milter\[[0-9]+\]: [0-9A-Za-z]+: pin stream=bulk transport=out05$'
 re_decision='rampart-milter\[[0-9]+\]: [0-9A-Za-z]+: [a-z]+ '
 re_milter_bad='rampart-milter\[[0-9]+\]: (error|warning) '
@@ -373,14 +372,14 @@ hdr=$(awk '{ sub(/\r$/, "") } /^$/ { exit } /^[ \t]/ { sub(/^[ \t]+/, " "); cur 
 expect_count "probe: From header is <$SENDER>" 1 "$(grep -cxiF "From: <$SENDER>" <<<"$hdr" || true)"
 expect_count "probe: DKIM-Signature fields" 1 "$(grep -ci '^DKIM-Signature:' <<<"$hdr" || true)"
 expect_count "probe: DKIM-Signature with d=$SENDER_DOMAIN" 1 \
-  "$(grep -i '^DKIM-Signature:' <<<"$hdr" | grep -Ec "[; ]d=$(esc "$SENDER_DOMAIN");" || true)"
+  "$(grep -i '^DKIM-Signature:' <<<"$hdr" | grep -Ec "[; ]d=$(lab_esc "$SENDER_DOMAIN");" || true)"
 expect_count "probe: X-Rampart-Stream fields at the MX" 0 "$(grep -ci '^X-Rampart-Stream:' <<<"$hdr" || true)"
 if ! odk_out=$(lab_exec opendkim-testmsg <"$eml" 2>&1); then
   lab_fatal "probe: the signature does not verify in the lab DNS: ${odk_out:-opendkim-testmsg failed}"
 fi
 lab_pass "probe: the signature verifies against the lab DNS"
 expect_count "probe: delivered from the egress address $EGRESS_IP" 1 \
-  "$(grep -Ec "^accepted .* client=$(esc "$EGRESS_IP") " "$(lab_mx_log "$PROBE_MX_IP")" || true)"
+  "$(grep -Ec "^accepted .* client=$(lab_esc "$EGRESS_IP") " "$(lab_mx_log "$PROBE_MX_IP")" || true)"
 
 # Warm-up (not measured): processes, caches, the queue directories.
 warmup=$((messages / 20))

@@ -20,6 +20,7 @@
 #                                  a wake-up connection each second, KILL after 10 s); returns its
 #                                  exit status
 #   lab_wait_for FILE REGEX [T]    wait until a line of FILE matches REGEX (ERE), T s (30)
+#   lab_esc TEXT                   TEXT escaped as a literal for an ERE (REGEX arguments)
 #   lab_wait_count FILE REGEX N [T]  wait until N lines of FILE match REGEX
 #   lab_wait_port IP PORT [T]      wait until something listens on IP:PORT (TCP)
 #   lab_dns_zone ZONE              serve ZONE authoritatively (names outside zones: REFUSED)
@@ -101,6 +102,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
 # --- messages, skips, assertions ----------------------------------------------------------------
 
 _lab_log() { printf 'lab: %s\n' "$*" >&2; }
+
+# lab_esc TEXT: TEXT as a literal inside an ERE (for lab_wait_for / lab_expect_line patterns).
+lab_esc() { printf '%s' "$1" | sed 's/[][\.*^$+?(){}|]/\\&/g'; }
 
 lab_skip() {
   if [[ ${RAMPART_REQUIRE_INTEGRATION:-0} == 1 ]]; then

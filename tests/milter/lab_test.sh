@@ -46,8 +46,6 @@ t_start=$EPOCHREALTIME
 
 # --- helpers ------------------------------------------------------------------------------------
 
-# esc TEXT: TEXT as a literal in an ERE.
-esc() { printf '%s' "$1" | sed 's/[][\.*^$+?(){}|]/\\&/g'; }
 
 # took WHAT: logs the seconds since the previous call (or the start).
 t_mark=$t_start
@@ -110,9 +108,9 @@ queued() {
 delivery() {
   local qid=$1 rcpt=$2 ip accepted
   DLINE="" MX_LOG="" MX_ID="" EML="" MX_CLIENT=""
-  lab_wait_for "$maillog" " $qid: to=<$(esc "$rcpt")>, .*status=" 30 ||
+  lab_wait_for "$maillog" " $qid: to=<$(lab_esc "$rcpt")>, .*status=" 30 ||
     lab_fatal "no delivery attempt for $qid to <$rcpt>"
-  DLINE=$(grep -E " $qid: to=<$(esc "$rcpt")>, .*status=" "$maillog" | tail -n 1)
+  DLINE=$(grep -E " $qid: to=<$(lab_esc "$rcpt")>, .*status=" "$maillog" | tail -n 1)
   ip=$(sed -n 's/.* relay=[^[]*\[\([0-9.]*\)\]:25, .*status=sent (250 .*/\1/p' <<<"$DLINE")
   MX_ID=$(sed -n 's/.*status=sent (250 2\.0\.0 Ok: queued as \(LAB[0-9A-F]*\))$/\1/p' <<<"$DLINE")
   [[ -n $ip && -n $MX_ID ]] || { MX_ID=""; return 0; }
@@ -216,7 +214,7 @@ lab_spawn rampart-milter "$milter_bin" --config "$LAB_DIR/rampart.toml"
 milter_log=$LAB_DIR/rampart-milter.log
 lab_wait_for "$milter_log" '^listening on inet:' 10 || lab_fatal "rampart-milter did not start"
 dkim_loaded_re='rampart-milter\[[0-9]+\]: info dkim\.loaded file='
-lab_expect_line "$milter_log" "${dkim_loaded_re}$(esc "$(lab_opendkim_conf)") " \
+lab_expect_line "$milter_log" "${dkim_loaded_re}$(lab_esc "$(lab_opendkim_conf)") " \
   "rampart-milter loaded the lab's opendkim.conf at start" "dkim\."
 
 # Postfix: the stream transports, the second submission port, both milters (OpenDKIM first) and
@@ -253,20 +251,20 @@ took setup
 # --- (a) incident 5: OpenDKIM would not sign -> refused at SMTP time ----------------------------
 session a 25 "$BULK_FROM" alice@contoso.example
 unsigned_text="rampart: would leave unsigned: client $CLIENT_IP not in OpenDKIM InternalHosts"
-expect_reply "$LOG" . "^451 4\.7\.0 $(esc "$unsigned_text")\$" \
+expect_reply "$LOG" . "^451 4\.7\.0 $(lab_esc "$unsigned_text")\$" \
   "(a) client outside InternalHosts: end of data gets 451 4.7.0 naming the reason"
 lab_expect_eq "" "$QID" "(a) the message was not queued"
-reject_re="postfix/cleanup\[[0-9]+\]: ([0-9A-F]+): milter-reject: END-OF-MESSAGE from [^ ]*\[$(esc "$CLIENT_IP")\]: 4\.7\.0 $(esc "$unsigned_text");"
+reject_re="postfix/cleanup\[[0-9]+\]: ([0-9A-F]+): milter-reject: END-OF-MESSAGE from [^ ]*\[$(lab_esc "$CLIENT_IP")\]: 4\.7\.0 $(lab_esc "$unsigned_text");"
 lab_wait_for "$maillog" "$reject_re" 10 || true
-lab_expect_line "$maillog" "$reject_re from=<$(esc "$BULK_FROM")> to=<alice@contoso\.example>" \
+lab_expect_line "$maillog" "$reject_re from=<$(lab_esc "$BULK_FROM")> to=<alice@contoso\.example>" \
   "(a) Postfix logged the milter's 4.7.0 refusal" "milter-reject"
 qid_a=$(sed -En "s#.*$reject_re.*#\\1#p" "$maillog" | tail -n 1)
 qid_a=${qid_a:-NONE}
 lab_expect_line "$milter_log" \
-  "rampart-milter\[[0-9]+\]: $qid_a: tempfail from=<$(esc "$BULK_FROM")> stream=bulk rule=dkim-scope reason=\"client $(esc "$CLIENT_IP") not in OpenDKIM InternalHosts\"$" \
+  "rampart-milter\[[0-9]+\]: $qid_a: tempfail from=<$(lab_esc "$BULK_FROM")> stream=bulk rule=dkim-scope reason=\"client $(lab_esc "$CLIENT_IP") not in OpenDKIM InternalHosts\"$" \
   "(a) rampart-milter logged the tempfail for $qid_a with rule=dkim-scope" "$qid_a|dkim"
 lab_wait_for "$odk_log" "opendkim\[[0-9]+\]: $qid_a: " 10 || true
-lab_expect_line "$odk_log" "opendkim\[[0-9]+\]: $qid_a: .*\[$(esc "$CLIENT_IP")\] not internal$" \
+lab_expect_line "$odk_log" "opendkim\[[0-9]+\]: $qid_a: .*\[$(lab_esc "$CLIENT_IP")\] not internal$" \
   "(a) OpenDKIM saw $qid_a and found its client not internal (the prediction was right)" "$qid_a"
 lab_expect_no_line "$odk_log" "$qid_a: DKIM-Signature field added" "(a) OpenDKIM did not sign $qid_a"
 lab_expect_no_line "$maillog" " $qid_a: to=<" "(a) Postfix never tried to deliver $qid_a"
@@ -292,7 +290,7 @@ lab_expect_line "$odk_log" \
   "(a) OpenDKIM signed $qid_a2 (d=send.example.net)" "$qid_a2"
 delivery "$qid_a2" alice@contoso.example
 lab_expect_line "$maillog" \
-  "postfix/out05/smtp\[[0-9]+\]: $qid_a2: to=<alice@contoso\.example>, relay=$(esc "$MS_MX")\[$(esc "$MS_MX_IP")\]:25, .*status=sent " \
+  "postfix/out05/smtp\[[0-9]+\]: $qid_a2: to=<alice@contoso\.example>, relay=$(lab_esc "$MS_MX")\[$(lab_esc "$MS_MX_IP")\]:25, .*status=sent " \
   "(a) $qid_a2 was delivered (through out05)" "$qid_a2"
 expect_signed_copy "(a) $qid_a2" send.example.net
 lab_expect_eq 1 "$(copies a@lab.example)" \
@@ -314,17 +312,17 @@ lab_expect_line "$milter_log" \
   "rampart-milter\[[0-9]+\]: $qid_b: reject rcpt=<carol@webmail\.example> stream=bulk rule=consumer-webmail$" \
   "(b) rampart-milter logged the reject, keyed by $qid_b, with stream and category" "reject rcpt="
 lab_expect_line "$maillog" \
-  "milter-reject: RCPT from [^ ]*\[$(esc "$CLIENT_IP")\]: 550 5\.7\.1 rampart: webmail\.example excluded \(consumer-webmail\);.* to=<carol@webmail\.example>" \
+  "milter-reject: RCPT from [^ ]*\[$(lab_esc "$CLIENT_IP")\]: 550 5\.7\.1 rampart: webmail\.example excluded \(consumer-webmail\);.* to=<carol@webmail\.example>" \
   "(b) Postfix logged the milter's RCPT refusal" "milter-reject"
 delivery "$qid_b" alice@contoso.example
 lab_expect_line "$maillog" " $qid_b: to=<alice@contoso\.example>, .*status=sent " \
   "(b) alice: status=sent" "$qid_b"
-lab_expect_line "$ms_log" "^accepted from=<$(esc "$BULK_FROM")> rcpt=<alice@contoso\.example> .* queue_id=${MX_ID:-NONE} " \
+lab_expect_line "$ms_log" "^accepted from=<$(lab_esc "$BULK_FROM")> rcpt=<alice@contoso\.example> .* queue_id=${MX_ID:-NONE} " \
   "(b) the Microsoft-like MX received alice's copy" "^accepted"
 delivery "$qid_b" bob@fabrikam.example
 lab_expect_line "$maillog" " $qid_b: to=<bob@fabrikam\.example>, .*status=sent " \
   "(b) bob: status=sent" "$qid_b"
-lab_expect_line "$google_log" "^accepted from=<$(esc "$BULK_FROM")> rcpt=<bob@fabrikam\.example> .* queue_id=${MX_ID:-NONE} " \
+lab_expect_line "$google_log" "^accepted from=<$(lab_esc "$BULK_FROM")> rcpt=<bob@fabrikam\.example> .* queue_id=${MX_ID:-NONE} " \
   "(b) the Google-like MX received bob's copy" "^accepted"
 lab_expect_no_line "$maillog" " to=<carol@webmail\.example>, relay=" "(b) Postfix never tried carol"
 lab_expect_no_line "$webmail_log" "^connect " "(b) the webmail MX never saw a connection"
@@ -341,7 +339,7 @@ expect_egress() {
     "($tag) milter_header_checks turned $qid's stream header into FILTER $transport:" "$qid"
   delivery "$qid" "$rcpt"
   lab_expect_line "$maillog" \
-    "postfix/$transport/smtp\[[0-9]+\]: $qid: to=<$(esc "$rcpt")>, relay=$(esc "$MS_MX")\[$(esc "$MS_MX_IP")\]:25, .*status=sent " \
+    "postfix/$transport/smtp\[[0-9]+\]: $qid: to=<$(lab_esc "$rcpt")>, relay=$(lab_esc "$MS_MX")\[$(lab_esc "$MS_MX_IP")\]:25, .*status=sent " \
     "($tag) $qid left through transport $transport" "$qid"
   lab_expect_eq "$ip" "$MX_CLIENT" "($tag) the MX saw $qid come from $ip"
   lab_expect_eq "" "$(if [[ -n $EML ]]; then field "$EML" X-Rampart-Stream; else echo "(no copy)"; fi)" \
@@ -388,7 +386,7 @@ expect_reply "$LOG" . \
   '^550 5\.7\.1 rampart: From domain example\.net not allowed in stream bulk \(allowed: send\.example\.net\)$' \
   "(d) From the root domain in stream bulk: end of data gets 550 5.7.1 naming stream and domains"
 lab_expect_eq "" "$QID" "(d) the message was not queued"
-from_re="postfix/cleanup\[[0-9]+\]: ([0-9A-F]+): milter-reject: END-OF-MESSAGE from [^ ]*\[$(esc "$CLIENT_IP")\]: 5\.7\.1 rampart: From domain example\.net not allowed"
+from_re="postfix/cleanup\[[0-9]+\]: ([0-9A-F]+): milter-reject: END-OF-MESSAGE from [^ ]*\[$(lab_esc "$CLIENT_IP")\]: 5\.7\.1 rampart: From domain example\.net not allowed"
 lab_wait_for "$maillog" "$from_re" 10 || true
 lab_expect_line "$maillog" "$from_re" "(d) Postfix logged the milter's 5.7.1 refusal" "milter-reject"
 qid_d=$(sed -En "s#.*$from_re.*#\\1#p" "$maillog" | tail -n 1)
@@ -405,7 +403,7 @@ lab_expect_eq 0 "$(copies d@lab.example)" "(d) no MX received the refused messag
 accepted=$(cat "$ms_log" "$google_log" "$webmail_log" | grep -c '^accepted ' || true)
 lab_expect_eq 6 "$accepted" "the MXs accepted exactly the 6 expected deliveries"
 strays=$(cat "$ms_log" "$google_log" "$webmail_log" | grep '^connect ' |
-  grep -v -E " client=($(esc "$BULK_IP")|$(esc "$INST_IP")):" || true)
+  grep -v -E " client=($(lab_esc "$BULK_IP")|$(lab_esc "$INST_IP")):" || true)
 lab_expect_eq "" "$strays" "every connection to an MX came from a stream egress address"
 lab_expect_eq "" "$(lab_postqueue -j 2>&1)" "the lab Postfix queue is empty (nothing held or deferred)"
 lab_expect_no_line "$milter_log" 'rampart-milter\[[0-9]+\]: (error|warning) ' \
