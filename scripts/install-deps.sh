@@ -14,11 +14,11 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config git
   libmilter-dev libboost-dev libboost-system-dev libpqxx-dev libpq-dev libre2-dev libfmt-dev
   doctest-dev libsqlite3-dev libtomlplusplus-dev libexpected-dev libsystemd-dev
-  libbenchmark-dev clang-14 libclang-rt-14-dev clang-format-14
+  libbenchmark-dev clang-14 libclang-rt-14-dev clang-format-14 libunbound-dev
 )
 test_pkgs=(
   postfix swaks unbound postgresql opendkim opendkim-tools dovecot-imapd
-  iproute2 procps sqlite3 python3 miltertest
+  iproute2 procps sqlite3 python3 miltertest postfwd faketime
 )
 
 export DEBIAN_FRONTEND=noninteractive

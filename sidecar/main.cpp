@@ -1,6 +1,6 @@
 // rampart: the sidecar CLI beside Postfix. Parses global options and dispatches subcommands;
-// each subcommand lives in commands/. Exit codes: 0 ok, 64 usage, 70 internal, 75 temporary
-// (store unreachable), 78 configuration or rules error.
+// each subcommand lives in commands/. Exit codes: 0 ok, 64 usage, 65 a name the rules do not
+// know, 70 internal, 75 temporary (store unreachable), 78 configuration or rules error.
 #include <cstdio>
 #include <string>
 
@@ -12,7 +12,8 @@ namespace {
 constexpr std::string_view kUsage =
     "usage: rampart [--config FILE] [--store URL] COMMAND [ARGS]\n"
     "\n"
-    "Outbound reputation guardrails for Postfix: rules in and out of the store.\n"
+    "Outbound reputation guardrails for Postfix: rules in and out of the store, back-offs,\n"
+    "budgets and the release of held mail.\n"
     "\n"
     "Commands:\n"
     "  db migrate                         apply pending schema migrations to the store\n"
@@ -22,13 +23,24 @@ constexpr std::string_view kUsage =
     "  rules export [--format toml|json]  print the rules in the store\n"
     "  rules list [--kind KIND]           list rules with their ids and origins\n"
     "                                     (KIND: stream, ramp, operator, cap, exclusion)\n"
+    "  backoff set STREAM OPERATOR (--factor F | --pause) --until WHEN --reason TEXT\n"
+    "                                     scale down (F in (0, 1]) or pause a stream's budget\n"
+    "                                     to an operator until WHEN (UTC time or 6h, 2d ...)\n"
+    "  backoff clear STREAM OPERATOR      remove that back-off\n"
+    "  backoff list [--all] [--format table|json]\n"
+    "                                     list active back-offs (--all: expired ones too)\n"
+    "  caps [--stream S] [--format table|json]\n"
+    "                                     today's use against every limit, warm-up days,\n"
+    "                                     gates, back-offs and leases\n"
+    "  release [--dry-run] [--format table|json] [--limit N]\n"
+    "                                     release held mail as its budget reopens\n"
     "\n"
     "Global options:\n"
     "  --store URL       use this store instead of [store] url\n"
     "                    (sqlite:///path/rampart.db or postgresql://...)\n"
     "\n"
-    "Exit status: 0 ok, 64 usage error, 70 internal error, 75 temporary failure\n"
-    "(store unreachable: retry), 78 configuration or rules error.";
+    "Exit status: 0 ok, 64 usage error, 65 unknown stream or operator, 70 internal error,\n"
+    "75 temporary failure (store unreachable: retry), 78 configuration or rules error.";
 
 }  // namespace
 
@@ -55,6 +67,9 @@ int main(int argc, char** argv) {
     const sidecar::Args rest(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
     if (cmd == "db") return sidecar::cmd_db(ctx, rest);
     if (cmd == "rules") return sidecar::cmd_rules(ctx, rest);
+    if (cmd == "backoff") return sidecar::cmd_backoff(ctx, rest);
+    if (cmd == "caps") return sidecar::cmd_caps(ctx, rest);
+    if (cmd == "release") return sidecar::cmd_release(ctx, rest);
     if (cmd == "help") {
       std::printf("%.*s\n", static_cast<int>(kUsage.size()), kUsage.data());
       return 0;

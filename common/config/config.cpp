@@ -40,7 +40,15 @@ constexpr Setting settings_table[] = {
     {"policyd", "log_level", Type::String, R"("info")", "least severe log level written: error, warning, info or debug", Check::LogLevel},
     {"policyd", "idle_timeout", Type::Duration, R"("300s")", "how long a policy connection may stay idle before it is closed", Check::Positive},
     {"policyd", "rules_poll_interval", Type::Duration, R"("10s")", "how often the store's rules_version is checked for a rule change to reload", Check::Positive},
+    {"policyd", "dns_servers", Type::StringList, R"([])", "DNS servers for MX lookups, as IP or IP:PORT ([v6]:PORT); empty: the system resolver (/etc/resolv.conf)", Check::None},
+    {"policyd", "dns_timeout", Type::Duration, R"("2s")", "longest wait for one MX lookup before on_dns_error applies", Check::Positive},
+    {"policyd", "on_dns_error", Type::String, R"("defer")", "what to answer when the recipient domain's MX lookup times out or fails: defer (DEFER_IF_PERMIT 4.4.3) or dunno (only the stream's own limits apply)", Check::OneOf, "defer|dunno"},
+    {"policyd", "on_store_error", Type::String, R"("defer")", "what to answer when a budget is spent and the store cannot be reached to lease more: defer (DEFER_IF_PERMIT 4.3.0) or dunno (accept uncounted)", Check::OneOf, "defer|dunno"},
+    {"policyd", "lease_ttl", Type::Duration, R"("60s")", "how long a leased block of budget may be spent before its unused part is handed back to the store", Check::Positive},
+    {"policyd", "host_id", Type::String, R"("")", "name this host's leases carry in the store (\"\": the host name)", Check::None},
+    {"policyd", "max_connections", Type::Integer, R"(2000)", "most simultaneous policy connections; more are closed at once and logged", Check::Positive},
     {"sidecar", "rules_dir", Type::String, R"("/usr/share/rampart/rules")", "directory of the shipped default rule data that the rampart command applies into the store", Check::NonEmpty},
+    {"sidecar", "postfix_config_dir", Type::String, R"("/etc/postfix")", "the Postfix instance whose hold queue rampart release drains (postqueue -c / postsuper -c)", Check::NonEmpty},
     {"sidecar", "log_level", Type::String, R"("info")", "least severe log level written: error, warning, info or debug", Check::LogLevel},
 };
 // clang-format on

@@ -1,9 +1,12 @@
-// The store logic, written once against sql.hpp: URL dispatch, migrations, and the rule tables
-// in and out. Each public method is one exception-free unit returning Errc (see store.hpp).
+// The store logic, written once against sql.hpp: URL dispatch, migrations, the rule tables in
+// and out, budget counters with their leases, and back-offs. Each public method is one
+// exception-free unit returning Errc (see store.hpp).
 #include "store/store.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <iterator>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -233,7 +236,215 @@ class SqlStore final : public Store {
     return spec;
   }
 
+  Result<LeaseGrant> lease(const LeaseRequest& req) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    // One write transaction: SQLite holds the write lock (BEGIN IMMEDIATE), PostgreSQL the global
+    // advisory lock, from the read of the use to the charge. That makes read-decide-charge atomic
+    // across every host, which is what keeps the fleet under the limit.
+    return in_transaction([&]() -> Result<LeaseGrant> {
+      LeaseGrant g;
+      std::int64_t used = 0;
+      if (req.hourly) {
+        // Older buckets left the window (bucket_expiry(minute_of(now) - 61) <= now); of the
+        // rest, only the live ones are kept (LeaseGrant::window).
+        const std::vector<Value> p{req.scope, core::minute_of(req.now) - 61};
+        RAMPART_TRY(rows, sql_->query("SELECT bucket, used FROM counters WHERE scope = $1 AND "
+                                      "bucket >= $2 ORDER BY bucket",
+                                      p));
+        for (const auto& r : rows) {
+          const core::Bucket b{as_int(r[0]), as_int(r[1])};
+          if (core::bucket_expiry(b.bucket) > req.now) g.window.push_back(b);
+        }
+        used = core::window_used(g.window, req.now);
+      } else {
+        const std::vector<Value> p{req.scope, req.bucket};
+        RAMPART_TRY(rows,
+                    sql_->query("SELECT used FROM counters WHERE scope = $1 AND bucket = $2", p));
+        used = rows.empty() ? 0 : as_int(rows.front()[0]);
+      }
+      g.granted = core::grant(req.limit, used, req.want);
+      g.used = used + g.granted;
+      if (g.granted == 0) return g;
+      const std::vector<Value> c{req.scope, req.bucket, g.granted};
+      RAMPART_TRY(charged,
+                  sql_->query("INSERT INTO counters (scope, bucket, used) VALUES ($1, $2, $3) "
+                              "ON CONFLICT (scope, bucket) DO UPDATE SET used = counters.used + "
+                              "excluded.used RETURNING used",
+                              c));
+      if (charged.empty()) return fail(Errc::Internal, "store: counter upsert returned no row");
+      if (req.hourly) {
+        auto it = std::find_if(g.window.begin(), g.window.end(),
+                               [&](const core::Bucket& b) { return b.bucket == req.bucket; });
+        if (it == g.window.end()) {
+          g.window.push_back({req.bucket, 0});
+          it = std::prev(g.window.end());
+        }
+        it->used = as_int(charged.front()[0]);
+      }
+      const std::vector<Value> l{req.host, req.scope, req.bucket, g.granted, req.expires, req.now};
+      RAMPART_TRY(ids, sql_->query("INSERT INTO leases (host, scope, bucket, units, expires_at, "
+                                   "created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                                   l));
+      if (ids.empty()) return fail(Errc::Internal, "store: lease insert returned no id");
+      g.id = as_int(ids.front()[0]);
+      return g;
+    });
+  }
+
+  Result<void> return_lease(std::int64_t id, std::int64_t unused) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    return in_transaction([&]() -> Result<void> {
+      const Value key{id};
+      RAMPART_TRY(rows, sql_->query("SELECT scope, bucket, units FROM leases WHERE id = $1",
+                                    std::span(&key, 1)));
+      if (rows.empty()) return {};  // returned already, or swept: nothing to give back
+      const auto& r = rows.front();
+      const std::int64_t back = std::clamp<std::int64_t>(unused, 0, as_int(r[2]));
+      if (back > 0) {
+        // The counter row may be gone (an hour bucket pruned after it left the window).
+        const std::vector<Value> p{r[0], r[1], back};
+        if (auto u = sql_->query("UPDATE counters SET used = CASE WHEN used > $3 THEN used - $3 "
+                                 "ELSE 0 END WHERE scope = $1 AND bucket = $2",
+                                 p);
+            !u) {
+          return tl::unexpected(u.error());
+        }
+      }
+      if (auto d = sql_->query("DELETE FROM leases WHERE id = $1", std::span(&key, 1)); !d) {
+        return tl::unexpected(d.error());
+      }
+      return {};
+    });
+  }
+
+  Result<std::int64_t> sweep_leases(core::UnixTime before) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    const Value b{before};
+    RAMPART_TRY(rows, sql_->query("DELETE FROM leases WHERE expires_at < $1 RETURNING id",
+                                  std::span(&b, 1)));
+    return static_cast<std::int64_t>(rows.size());
+  }
+
+  Result<std::vector<LeaseRow>> leases() override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    RAMPART_TRY(rows, sql_->query("SELECT id, host, scope, bucket, units, expires_at FROM leases "
+                                  "ORDER BY id"));
+    std::vector<LeaseRow> out;
+    out.reserve(rows.size());
+    for (const auto& r : rows) {
+      out.push_back(
+          {as_int(r[0]), as_text(r[1]), as_text(r[2]), as_int(r[3]), as_int(r[4]), as_int(r[5])});
+    }
+    return out;
+  }
+
+  Result<std::vector<CounterRow>> counters(std::string_view scope_prefix,
+                                           std::int64_t min_bucket) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    // substr, not LIKE: stream names may hold '_', a LIKE wildcard.
+    const std::vector<Value> p{std::string(scope_prefix), min_bucket};
+    RAMPART_TRY(rows, sql_->query("SELECT scope, bucket, used FROM counters WHERE bucket >= $2 AND "
+                                  "substr(scope, 1, length(CAST($1 AS TEXT))) = CAST($1 AS TEXT) "
+                                  "ORDER BY scope, bucket",
+                                  p));
+    std::vector<CounterRow> out;
+    out.reserve(rows.size());
+    for (const auto& r : rows) out.push_back({as_text(r[0]), as_int(r[1]), as_int(r[2])});
+    return out;
+  }
+
+  Result<std::vector<core::DayCount>> day_history(std::string_view scope) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    const Value s{std::string(scope)};
+    RAMPART_TRY(rows,
+                sql_->query("SELECT bucket, used FROM counters WHERE scope = $1 ORDER BY bucket",
+                            std::span(&s, 1)));
+    std::vector<core::DayCount> out;
+    out.reserve(rows.size());
+    for (const auto& r : rows) out.push_back({as_int(r[0]), as_int(r[1])});
+    return out;
+  }
+
+  Result<std::int64_t> prune_counters(core::UnixTime now) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    // The newest minute m with bucket_expiry(m) <= now: (m + 1) * 60 + 3600 <= now.
+    const Value last{core::floor_div(now - core::kWindowSeconds, core::kBucketSeconds) - 1};
+    RAMPART_TRY(rows, sql_->query("DELETE FROM counters WHERE scope LIKE 'hour:%' AND bucket <= $1 "
+                                  "RETURNING bucket",
+                                  std::span(&last, 1)));
+    return static_cast<std::int64_t>(rows.size());
+  }
+
+  Result<void> set_backoff(const core::Backoff& b) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    if (b.permille < 0 || b.permille > 1000) {
+      return fail(Errc::Internal,
+                  fmt::format("store: back-off {}/{}: permille {} is outside 0..1000", b.stream,
+                              b.op, b.permille));
+    }
+    const std::vector<Value> p{b.stream, b.op, b.permille, b.until, b.reason, b.source, b.created};
+    auto r = sql_->query(
+        "INSERT INTO backoffs (stream, operator, permille, until_at, reason, source, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (stream, operator) DO UPDATE SET "
+        "permille = excluded.permille, until_at = excluded.until_at, reason = excluded.reason, "
+        "source = excluded.source, created_at = excluded.created_at",
+        p);
+    if (!r) return tl::unexpected(r.error());
+    return {};
+  }
+
+  Result<bool> clear_backoff(std::string_view stream, std::string_view op) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    const std::vector<Value> p{std::string(stream), std::string(op)};
+    RAMPART_TRY(rows, sql_->query("DELETE FROM backoffs WHERE stream = $1 AND operator = $2 "
+                                  "RETURNING stream",
+                                  p));
+    return !rows.empty();
+  }
+
+  Result<std::vector<core::Backoff>> backoffs(core::UnixTime now) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    const Value n{now};
+    // Two texts rather than "$1 = 0 OR ...": PostgreSQL would type $1 from the literal as int4
+    // (and it wants exactly as many parameters as the text uses).
+    RAMPART_TRY(rows, sql_->query(now == 0 ? "SELECT stream, operator, permille, until_at, reason, "
+                                             "source, created_at FROM backoffs "
+                                             "ORDER BY stream, operator"
+                                           : "SELECT stream, operator, permille, until_at, reason, "
+                                             "source, created_at FROM backoffs WHERE until_at > $1 "
+                                             "ORDER BY stream, operator",
+                                  std::span(&n, now == 0 ? 0 : 1)));
+    std::vector<core::Backoff> out;
+    out.reserve(rows.size());
+    for (const auto& r : rows) {
+      out.push_back({as_text(r[0]), as_text(r[1]), as_int(r[2]), as_int(r[3]), as_text(r[4]),
+                     as_text(r[5]), as_int(r[6])});
+    }
+    return out;
+  }
+
  private:
+  // Runs `body` inside one write transaction (Sql::begin): commits when it succeeds, rolls back
+  // when it fails. A failed begin is rolled back too: PostgreSQL may have opened the transaction
+  // before the lock statement failed.
+  template <class F>
+  auto in_transaction(F&& body) -> decltype(body()) {
+    if (auto r = sql_->begin(); !r) {
+      sql_->rollback();
+      return tl::unexpected(r.error());
+    }
+    auto r = body();
+    if (!r) {
+      sql_->rollback();
+      return r;
+    }
+    if (auto c = sql_->commit(); !c) {
+      sql_->rollback();
+      return tl::unexpected(c.error());
+    }
+    return r;
+  }
+
   static constexpr std::string_view kSchemaTable =
       "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
       "applied_at TEXT NOT NULL)";

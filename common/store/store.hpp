@@ -8,7 +8,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "core/limits.hpp"
 #include "core/result.hpp"
 #include "core/rules.hpp"
 
@@ -17,6 +19,37 @@ namespace rampart::store {
 struct OpenOptions {
   std::chrono::milliseconds connect_timeout{5000};  // PostgreSQL connect
   std::chrono::milliseconds busy_timeout{5000};     // SQLite lock wait
+};
+
+// One lease of budget from a shared counter (core/limits.hpp explains scopes and buckets).
+struct LeaseRequest {
+  std::string scope;        // core::Scope::key()
+  bool hourly = false;      // sliding-hour scope (minute buckets) or a day scope
+  std::int64_t bucket = 0;  // core::Scope::charge_bucket(now, expires)
+  std::int64_t limit = 0;   // the limit in force, as the caller computed it from the rules
+  std::int64_t want = 0;    // units asked for (core::lease_block)
+  core::UnixTime now = 0;
+  core::UnixTime expires = 0;  // the lease may be spent until then
+  std::string host;            // [policyd] host_id
+};
+struct LeaseGrant {
+  std::int64_t id = 0;               // lease row id (0 when nothing was granted)
+  std::int64_t granted = 0;          // 0..want
+  std::int64_t used = 0;             // the scope's use after the grant (window or day)
+  std::vector<core::Bucket> window;  // hourly only: live minute buckets after the grant
+};
+struct LeaseRow {
+  std::int64_t id = 0;
+  std::string host;
+  std::string scope;
+  std::int64_t bucket = 0;
+  std::int64_t units = 0;  // granted and not handed back (spent or still held)
+  core::UnixTime expires = 0;
+};
+struct CounterRow {
+  std::string scope;
+  std::int64_t bucket = 0;
+  std::int64_t used = 0;
 };
 
 struct RulesVersion {
@@ -43,6 +76,33 @@ class Store {
                                                          std::string_view note) = 0;
   // The whole rule set, in the order it was applied; origins say where each entry came from.
   [[nodiscard]] virtual Result<core::RulesSpec> load_rules() = 0;
+
+  // Budget counters (rampart-policyd, rampart release, rampart caps). Each call is one
+  // transaction; concurrent callers on any number of hosts never grant past `limit` together.
+  // Charges `granted` units to (scope, bucket) and records the lease.
+  [[nodiscard]] virtual Result<LeaseGrant> lease(const LeaseRequest& request) = 0;
+  // Hands back `unused` units of a lease (subtracted from its counter row) and forgets the lease.
+  // An unknown id (already returned, or expired and swept) changes nothing.
+  [[nodiscard]] virtual Result<void> return_lease(std::int64_t id, std::int64_t unused) = 0;
+  // Forgets leases that expired before `before` without being returned (a crashed host): their
+  // units stay charged (forfeited). Returns how many were swept.
+  [[nodiscard]] virtual Result<std::int64_t> sweep_leases(core::UnixTime before) = 0;
+  [[nodiscard]] virtual Result<std::vector<LeaseRow>> leases() = 0;
+  // Counter rows whose scope starts with `scope_prefix` ("" = all) and bucket >= min_bucket.
+  [[nodiscard]] virtual Result<std::vector<CounterRow>> counters(std::string_view scope_prefix,
+                                                                 std::int64_t min_bucket) = 0;
+  // Day counts of one day scope ("day:<stream>"), for send-days warm-up.
+  [[nodiscard]] virtual Result<std::vector<core::DayCount>> day_history(std::string_view scope) = 0;
+  // Deletes minute buckets that left every window before `now` (hour scopes only).
+  [[nodiscard]] virtual Result<std::int64_t> prune_counters(core::UnixTime now) = 0;
+
+  // Back-offs, keyed by (stream, operator): set replaces, clear removes (false: there was none).
+  // A permille outside 0..1000 is the caller's bug: Errc::Internal, nothing stored.
+  [[nodiscard]] virtual Result<void> set_backoff(const core::Backoff& backoff) = 0;
+  [[nodiscard]] virtual Result<bool> clear_backoff(std::string_view stream,
+                                                   std::string_view op) = 0;
+  // Back-offs still active at `now` (until > now); every stored one when now is 0.
+  [[nodiscard]] virtual Result<std::vector<core::Backoff>> backoffs(core::UnixTime now) = 0;
 };
 
 // The schema version this build knows (the newest migration it carries).

@@ -15,6 +15,7 @@ namespace rampart::sidecar {
 // Exit codes (sysexits): DESIGN/issue contract.
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 64;     // EX_USAGE: bad command line
+inline constexpr int kExitData = 65;      // EX_DATAERR: names nothing in the store's rules
 inline constexpr int kExitInternal = 70;  // EX_SOFTWARE
 inline constexpr int kExitTemp = 75;      // EX_TEMPFAIL: store unreachable, retry later
 inline constexpr int kExitConfig = 78;    // EX_CONFIG: configuration or rules error
@@ -34,5 +35,8 @@ int usage_error(const std::string& what);
 using Args = std::vector<std::string>;
 int cmd_db(const Context& ctx, const Args& args);
 int cmd_rules(const Context& ctx, const Args& args);
+int cmd_backoff(const Context& ctx, const Args& args);
+int cmd_caps(const Context& ctx, const Args& args);
+int cmd_release(const Context& ctx, const Args& args);
 
 }  // namespace rampart::sidecar

@@ -25,6 +25,9 @@
 #   lab_wait_port IP PORT [T]      wait until something listens on IP:PORT (TCP)
 #   lab_dns_zone ZONE              serve ZONE authoritatively (names outside zones: REFUSED)
 #   lab_dns_mx DOMAIN PREF HOST, lab_dns_a HOST IP, lab_dns_null_mx DOMAIN, lab_dns_txt NAME TEXT
+#   lab_dns_rr NAME TTL TYPE RDATA...  any record with its own TTL (the others use 300), e.g. an
+#                                  SOA whose MINIMUM sets the zone's negative TTL
+#   lab_dns_drop ZONE              queries for names in ZONE get no answer at all (unbound deny)
 #   lab_dns_start                  start unbound on 127.0.0.1:53 and check it answers
 #   lab_mx_start IP [PORT] [SCRIPT] [MX-ARGS...]   rampart-lab-mx on IP:PORT (default 25)
 #   lab_mx_bin                     path of rampart-lab-mx ($RAMPART_LAB_MX or PATH), else skip
@@ -89,6 +92,7 @@ _LAB_PF_STARTED=""
 _LAB_DNS_ZONES=()
 _LAB_DNS_DATA=()
 _LAB_DNS_FIRST_A=""
+_LAB_DNS_DROP_ZONES=()
 _LAB_DNS_STARTED=""
 LAB_OPENDKIM_PORT=${LAB_OPENDKIM_PORT:-8891}
 _LAB_ODK_DIR=""   # $LAB_DIR/opendkim once lab_opendkim_start ran
@@ -529,6 +533,29 @@ lab_dns_txt() {
   _LAB_DNS_DATA+=("'$(_lab_fqdn "$name"). 300 IN TXT$strings'")
 }
 
+# lab_dns_rr NAME TTL TYPE RDATA...: one record as unbound's local-data takes it, names in RDATA
+# written in full with their final dot: lab_dns_rr neg.example 600 SOA ns.neg.example.
+# hostmaster.neg.example. 1 3600 600 86400 120
+lab_dns_rr() {
+  local name=${1:?usage: lab_dns_rr NAME TTL TYPE RDATA...} ttl=${2:?ttl} type=${3:?type}
+  shift 3
+  (($# > 0)) || lab_fatal "lab_dns_rr $name: no RDATA"
+  [[ $ttl =~ ^[0-9]+$ ]] || lab_fatal "lab_dns_rr $name: TTL '$ttl' is not a number"
+  [[ $type =~ ^[A-Za-z0-9]+$ ]] || lab_fatal "lab_dns_rr $name: bad type '$type'"
+  [[ "$*" != *[\"\'\\]* ]] || lab_fatal "lab_dns_rr: quotes and backslashes are not supported"
+  _lab_dns_check_name "$name"
+  _LAB_DNS_DATA+=("\"$(_lab_fqdn "$name"). $ttl IN ${type^^} $*\"")
+}
+
+# lab_dns_drop ZONE: unbound drops every query for a name in ZONE (local-zone type deny), as a
+# dead or firewalled server would: the client sees no answer, only its own timeout.
+lab_dns_drop() {
+  local zone
+  zone=$(_lab_fqdn "${1:?usage: lab_dns_drop ZONE}")
+  [[ -n $zone ]] || lab_fatal "lab_dns_drop: not the root zone"
+  _LAB_DNS_DROP_ZONES+=("$zone")
+}
+
 lab_dns_start() {
   [[ -n $LAB_NS ]] || lab_fatal "lab_dns_start needs lab_init (a namespace)"
   [[ -z $_LAB_DNS_STARTED ]] || lab_fatal "lab_dns_start called twice"
@@ -560,6 +587,7 @@ server:
     local-zone: "." refuse
 EOF
     for zone in "${_LAB_DNS_ZONES[@]}"; do printf '    local-zone: "%s." static\n' "$zone"; done
+    for zone in "${_LAB_DNS_DROP_ZONES[@]}"; do printf '    local-zone: "%s." deny\n' "$zone"; done
     for data in "${_LAB_DNS_DATA[@]}"; do printf '    local-data: %s\n' "$data"; done
     printf 'remote-control:\n    control-enable: no\n'
   } >"$conf"

@@ -4,10 +4,14 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "core/limits.hpp"
 #include "core/ruleset.hpp"
 #include "rules/reader.hpp"
 #include "rules/writer.hpp"
@@ -293,4 +297,328 @@ TEST_CASE("store: unreachable or unusable stores say what to do") {
   REQUIRE_FALSE(down);
   CHECK(down.error().code == Errc::Temporary);
 #endif
+}
+
+// --- budget counters, leases, back-offs
+// -----------------------------------------------------------
+
+namespace {
+
+constexpr core::UnixTime kNoon = 1795348800;  // 2026-11-22T12:00:00Z (day 20779)
+
+store::LeaseRequest day_request(std::string scope, std::int64_t limit, std::int64_t want,
+                                core::UnixTime now = kNoon) {
+  store::LeaseRequest r;
+  r.scope = std::move(scope);
+  r.hourly = false;
+  r.bucket = core::day_of(now);
+  r.limit = limit;
+  r.want = want;
+  r.now = now;
+  r.expires = now + 60;
+  r.host = "mx1";
+  return r;
+}
+
+store::LeaseRequest hour_request(std::string scope, std::int64_t limit, std::int64_t want,
+                                 core::UnixTime now) {
+  store::LeaseRequest r;
+  r.scope = std::move(scope);
+  r.hourly = true;
+  r.now = now;
+  r.expires = now + 60;
+  r.bucket = core::minute_of(r.expires);
+  r.limit = limit;
+  r.want = want;
+  r.host = "mx1";
+  return r;
+}
+
+store::LeaseGrant must_lease(store::Store& s, const store::LeaseRequest& r) {
+  auto g = s.lease(r);
+  REQUIRE_MESSAGE(g, g.error().what);
+  return *g;
+}
+
+std::int64_t counter(store::Store& s, const std::string& scope, std::int64_t bucket) {
+  auto rows = s.counters(scope, bucket);
+  REQUIRE_MESSAGE(rows, rows.error().what);
+  for (const auto& r : *rows) {
+    if (r.scope == scope && r.bucket == bucket) return r.used;
+  }
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("store: day leases never grant past the limit") {
+  Fresh db;
+  auto s = db.migrated();
+  struct Step {
+    const char* label;
+    std::int64_t want;
+    std::int64_t want_granted;
+    std::int64_t want_used;
+  };
+  const Step steps[] = {
+      {"first block", 4, 4, 4},
+      {"second block", 4, 4, 8},
+      {"partial: only what is left", 4, 2, 10},
+      {"spent: nothing", 1, 0, 10},
+      {"asking for nothing", 0, 0, 10},
+  };
+  for (const auto& st : steps) {
+    INFO(std::string(st.label));
+    const auto g = must_lease(*s, day_request("day:bulk", 10, st.want));
+    CHECK(g.granted == st.want_granted);
+    CHECK(g.used == st.want_used);
+    CHECK((g.id != 0) == (st.want_granted > 0));
+    CHECK(g.window.empty());
+  }
+  CHECK(counter(*s, "day:bulk", core::day_of(kNoon)) == 10);
+  auto ls = s->leases();
+  REQUIRE_MESSAGE(ls, ls.error().what);
+  REQUIRE(ls->size() == 3);
+  CHECK((*ls)[2].units == 2);
+  CHECK((*ls)[2].host == "mx1");
+  CHECK((*ls)[2].scope == "day:bulk");
+  CHECK((*ls)[2].bucket == core::day_of(kNoon));
+  CHECK((*ls)[2].expires == kNoon + 60);
+
+  // A lower limit (a back-off came in) grants nothing more; other scopes and days are separate.
+  CHECK(must_lease(*s, day_request("day:bulk", 5, 1)).granted == 0);
+  CHECK(must_lease(*s, day_request("op:bulk/google", 10, 7)).granted == 7);
+  const auto tomorrow = must_lease(*s, day_request("day:bulk", 10, 3, kNoon + core::kDaySeconds));
+  CHECK(tomorrow.granted == 3);
+  CHECK(tomorrow.used == 3);
+
+  auto h = s->day_history("day:bulk");
+  REQUIRE_MESSAGE(h, h.error().what);
+  const std::vector<core::DayCount> want_history{{core::day_of(kNoon), 10},
+                                                 {core::day_of(kNoon) + 1, 3}};
+  CHECK(*h == want_history);
+  auto none = s->day_history("day:nope");
+  REQUIRE(none);
+  CHECK(none->empty());
+}
+
+TEST_CASE("store: hourly leases count a sliding window of minute buckets") {
+  Fresh db;
+  auto s = db.migrated();
+  const core::UnixTime t0 = kNoon + 10;
+  auto g1 = must_lease(*s, hour_request("hour:bulk", 5, 3, t0));
+  CHECK(g1.granted == 3);
+  CHECK(g1.used == 3);
+  REQUIRE(g1.window.size() == 1);
+  CHECK(g1.window[0] == core::Bucket{core::minute_of(t0 + 60), 3});
+
+  // Ten minutes later: a new bucket, the old one still in the window.
+  auto g2 = must_lease(*s, hour_request("hour:bulk", 5, 3, t0 + 600));
+  CHECK(g2.granted == 2);
+  CHECK(g2.used == 5);
+  CHECK(g2.window.size() == 2);
+  CHECK(core::window_used(g2.window, t0 + 600) == 5);
+  CHECK(must_lease(*s, hour_request("hour:bulk", 5, 1, t0 + 1200)).granted == 0);
+
+  // The first bucket leaves the window at bucket_expiry; its 3 units are free again.
+  const core::UnixTime later = core::bucket_expiry(core::minute_of(t0 + 60));
+  CHECK(must_lease(*s, hour_request("hour:bulk", 5, 1, later - 1)).granted == 0);
+  auto g3 = must_lease(*s, hour_request("hour:bulk", 5, 4, later));
+  CHECK(g3.granted == 3);
+  CHECK(g3.used == 5);
+  CHECK(core::window_used(g3.window, later) == 5);
+  // The window holds live buckets only: the first one is gone.
+  REQUIRE(g3.window.size() == 2);
+  CHECK(g3.window[0].bucket == core::minute_of(t0 + 660));
+  CHECK(g3.window[1] == core::Bucket{core::minute_of(later + 60), 3});
+}
+
+TEST_CASE("store: return_lease gives unused units back; unknown ids are fine") {
+  Fresh db;
+  auto s = db.migrated();
+  const auto day = core::day_of(kNoon);
+  const auto g = must_lease(*s, day_request("day:bulk", 10, 6));
+  REQUIRE(g.granted == 6);
+  auto r = s->return_lease(g.id, 4);
+  REQUIRE_MESSAGE(r, r.error().what);
+  CHECK(counter(*s, "day:bulk", day) == 2);
+  auto ls = s->leases();
+  REQUIRE(ls);
+  CHECK(ls->empty());
+  // Returning again, or an id that never existed, changes nothing.
+  CHECK(s->return_lease(g.id, 4));
+  CHECK(s->return_lease(987654321, 5));
+  CHECK(counter(*s, "day:bulk", day) == 2);
+  // The handed-back units can be leased again.
+  CHECK(must_lease(*s, day_request("day:bulk", 10, 20)).granted == 8);
+
+  // More than the lease held is clamped to the lease: other leases' charges stay.
+  const auto a = must_lease(*s, day_request("op:bulk/google", 10, 3));
+  const auto b = must_lease(*s, day_request("op:bulk/google", 10, 3));
+  CHECK(s->return_lease(a.id, 100));
+  CHECK(counter(*s, "op:bulk/google", day) == 3);
+  CHECK(s->return_lease(b.id, 0));
+  CHECK(counter(*s, "op:bulk/google", day) == 3);
+}
+
+TEST_CASE("store: sweep forgets expired leases and their units stay charged") {
+  Fresh db;
+  auto s = db.migrated();
+  auto early = day_request("day:bulk", 10, 2);
+  early.expires = kNoon + 30;
+  auto late = day_request("day:bulk", 10, 3);
+  late.expires = kNoon + 300;
+  const auto e = must_lease(*s, early);
+  const auto l = must_lease(*s, late);
+  auto n = s->sweep_leases(kNoon + 60);
+  REQUIRE_MESSAGE(n, n.error().what);
+  CHECK(*n == 1);
+  auto ls = s->leases();
+  REQUIRE(ls);
+  REQUIRE(ls->size() == 1);
+  CHECK((*ls)[0].id == l.id);
+  CHECK(counter(*s, "day:bulk", core::day_of(kNoon)) == 5);  // forfeited, not handed back
+  CHECK(s->return_lease(e.id, 2));                           // too late: swept
+  CHECK(counter(*s, "day:bulk", core::day_of(kNoon)) == 5);
+  auto again = s->sweep_leases(kNoon + 60);
+  REQUIRE(again);
+  CHECK(*again == 0);
+}
+
+TEST_CASE("store: prune deletes only minute buckets that left every window") {
+  Fresh db;
+  auto s = db.migrated();
+  const core::UnixTime t0 = kNoon;
+  const auto old_minute = core::minute_of(t0 + 60);
+  REQUIRE(must_lease(*s, hour_request("hour:bulk", 100, 2, t0)).granted == 2);
+  REQUIRE(must_lease(*s, hour_request("hour:bulk", 100, 3, t0 + 1800)).granted == 3);
+  REQUIRE(must_lease(*s, day_request("day:bulk", 100, 4, t0)).granted == 4);
+  const core::UnixTime expiry = core::bucket_expiry(old_minute);
+  auto none = s->prune_counters(expiry - 1);
+  REQUIRE_MESSAGE(none, none.error().what);
+  CHECK(*none == 0);
+  auto one = s->prune_counters(expiry);
+  REQUIRE_MESSAGE(one, one.error().what);
+  CHECK(*one == 1);
+  auto hours = s->counters("hour:", 0);
+  REQUIRE(hours);
+  REQUIRE(hours->size() == 1);
+  CHECK((*hours)[0].used == 3);
+  // Days are history (send-days warm-up): never pruned.
+  auto far = s->prune_counters(t0 + 100 * core::kDaySeconds);
+  REQUIRE(far);
+  CHECK(*far == 1);
+  CHECK(counter(*s, "day:bulk", core::day_of(t0)) == 4);
+}
+
+TEST_CASE("store: counters filter by scope prefix literally and by bucket") {
+  Fresh db;
+  auto s = db.migrated();
+  REQUIRE(must_lease(*s, day_request("day:a_b", 10, 1)).granted == 1);
+  REQUIRE(must_lease(*s, day_request("day:axb", 10, 2)).granted == 2);
+  REQUIRE(must_lease(*s, day_request("op:a_b/google", 10, 3)).granted == 3);
+  auto all = s->counters("", 0);
+  REQUIRE_MESSAGE(all, all.error().what);
+  CHECK(all->size() == 3);
+  auto ab = s->counters("day:a_", 0);  // '_' is not a wildcard
+  REQUIRE(ab);
+  REQUIRE(ab->size() == 1);
+  CHECK((*ab)[0].scope == "day:a_b");
+  auto later = s->counters("", core::day_of(kNoon) + 1);
+  REQUIRE(later);
+  CHECK(later->empty());
+}
+
+TEST_CASE("store: back-offs are set, replaced, listed by now and cleared") {
+  Fresh db;
+  auto s = db.migrated();
+  const core::Backoff half{"bulk", "google", 500, kNoon + 3600, "421 4.7.0 [TSS04]", "cli", kNoon};
+  const core::Backoff pause{"bulk", "microsoft", 0, kNoon + 600, "S3150", "classify", kNoon};
+  REQUIRE(s->set_backoff(half));
+  REQUIRE(s->set_backoff(pause));
+  struct Case {
+    const char* label;
+    core::UnixTime now;
+    std::vector<core::Backoff> want;
+  };
+  const Case cases[] = {
+      {"0 lists every stored one", 0, {half, pause}},
+      {"both active", kNoon, {half, pause}},
+      {"until is exclusive", kNoon + 600, {half}},
+      {"all expired", kNoon + 3600, {}},
+  };
+  for (const auto& c : cases) {
+    INFO(std::string(c.label));
+    auto got = s->backoffs(c.now);
+    REQUIRE_MESSAGE(got, got.error().what);
+    CHECK(*got == c.want);
+  }
+  // Set replaces the (stream, operator) row.
+  const core::Backoff quarter{"bulk", "google", 250, kNoon + 7200, "again", "classify", kNoon + 5};
+  REQUIRE(s->set_backoff(quarter));
+  auto got = s->backoffs(0);
+  REQUIRE(got);
+  CHECK(*got == std::vector<core::Backoff>{quarter, pause});
+
+  auto cleared = s->clear_backoff("bulk", "google");
+  REQUIRE_MESSAGE(cleared, cleared.error().what);
+  CHECK(*cleared);
+  auto again = s->clear_backoff("bulk", "google");
+  REQUIRE(again);
+  CHECK_FALSE(*again);
+  got = s->backoffs(0);
+  REQUIRE(got);
+  CHECK(*got == std::vector<core::Backoff>{pause});
+
+  auto bad = s->set_backoff({"bulk", "google", 1001, kNoon, "x", "cli", kNoon});
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == Errc::Internal);
+}
+
+TEST_CASE("store: concurrent leasers on separate connections never exceed the limit together") {
+  Fresh db;
+  db.migrated();
+  constexpr std::int64_t kLimit = 120;
+  constexpr int kThreads = 6;
+  // SQLite writers queue on the write lock: give them time to wait rather than fail.
+  store::OpenOptions opts;
+  opts.busy_timeout = std::chrono::seconds(60);
+  std::vector<std::unique_ptr<store::Store>> stores;
+  for (int i = 0; i < kThreads; ++i) {
+    auto st = store::open(db.url, opts);
+    REQUIRE_MESSAGE(st, st.error().what);
+    stores.push_back(std::move(*st));
+  }
+  std::vector<std::int64_t> granted(kThreads, 0);
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      const auto idx = static_cast<std::size_t>(i);
+      auto req = day_request("op:bulk/google", kLimit, 1);
+      req.host = "mx" + std::to_string(i);
+      for (;;) {
+        auto g = stores[idx]->lease(req);
+        if (!g) {
+          errors[idx] = g.error().what;
+          return;
+        }
+        if (g->granted == 0) return;
+        granted[idx] += g->granted;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::int64_t total = 0;
+  for (int i = 0; i < kThreads; ++i) {
+    const auto idx = static_cast<std::size_t>(i);
+    CHECK_MESSAGE(errors[idx].empty(), errors[idx]);
+    total += granted[idx];
+  }
+  CHECK(total == kLimit);
+  auto s = db.open();
+  CHECK(counter(*s, "op:bulk/google", core::day_of(kNoon)) == kLimit);
+  auto ls = s->leases();
+  REQUIRE(ls);
+  CHECK(static_cast<std::int64_t>(ls->size()) == kLimit);
 }

@@ -1,0 +1,119 @@
+// The in-memory budget (see wallet.hpp). Pure.
+#include "policyd/core/wallet.hpp"
+
+#include <algorithm>
+
+namespace rampart::policyd {
+
+bool Wallet::current(const Holding& h, const core::Limit& l, core::UnixTime now) {
+  // A holding serves only the limit it was leased under (a reload, a new warm-up day or a
+  // back-off changes the limit; its units then go back) and, for a day, only that day.
+  if (h.limit != l.limit) return false;
+  if (!l.scope.hourly() && h.bucket != core::day_of(now)) return false;
+  return true;
+}
+
+void Wallet::retire(Holding& h) {
+  if (h.lease_id != 0 && h.units > 0) returns_.push_back({h.lease_id, h.units});
+  h.lease_id = 0;
+  h.units = 0;
+}
+
+Wallet::Check Wallet::check(std::span<const core::Limit> limits, core::UnixTime now) {
+  Check out;
+  for (std::size_t i = 0; i < limits.size(); ++i) {
+    const auto& l = limits[i];
+    if (l.limit <= 0) {
+      // The use to name is the scope's today; a day holding from yesterday says nothing of it.
+      auto it = holdings_.find(l.scope.key());
+      const bool today =
+          it != holdings_.end() && (l.scope.hourly() || it->second.bucket == core::day_of(now));
+      return {State::Exhausted, i, today ? it->second.used : 0, {}};
+    }
+    auto it = holdings_.find(l.scope.key());
+    if (it == holdings_.end()) {
+      out.refill.push_back(i);
+      continue;
+    }
+    Holding& h = it->second;
+    if (!current(h, l, now)) {
+      retire(h);
+      h.exhausted_until = 0;
+      out.refill.push_back(i);
+      continue;
+    }
+    if (h.units > 0 && h.expires > now) continue;
+    if (h.units > 0) retire(h);  // expired: hand back, lease again
+    if (h.exhausted_until > now) return {State::Exhausted, i, h.used, {}};
+    out.refill.push_back(i);
+  }
+  out.state = out.refill.empty() ? State::Ready : State::Refill;
+  return out;
+}
+
+void Wallet::spend(std::span<const core::Limit> limits) {
+  for (const auto& l : limits) {
+    auto it = holdings_.find(l.scope.key());
+    if (it == holdings_.end() || it->second.units <= 0) continue;  // check() said Ready
+    // `used` stays: the store charged the whole block when it granted it.
+    --it->second.units;
+  }
+}
+
+bool Wallet::refund(const std::string& scope_key, std::int64_t lease_id) {
+  if (lease_id == 0) return false;
+  auto it = holdings_.find(scope_key);
+  if (it != holdings_.end() && it->second.lease_id == lease_id) {
+    ++it->second.units;
+    return true;
+  }
+  // The unit's lease is no longer in hand (small limits lease one unit at a time): give the
+  // unit back to the store. A lease the store already forgot changes nothing there.
+  returns_.push_back({lease_id, 1});
+  return false;
+}
+
+void Wallet::credit(const core::Limit& limit, const Grant& grant, core::UnixTime now,
+                    core::UnixTime expires) {
+  Holding& h = holdings_[limit.scope.key()];
+  retire(h);
+  h.lease_id = grant.granted > 0 ? grant.lease_id : 0;
+  h.bucket = limit.scope.hourly() ? core::minute_of(expires) : core::day_of(now);
+  h.units = grant.granted;
+  h.limit = limit.limit;
+  h.expires = expires;
+  h.used = grant.used;
+  h.window = grant.window;
+  h.exhausted_until = 0;
+  if (grant.granted <= 0) {
+    auto until = now + recheck_;
+    if (const auto reopen = core::reopens(limit, h.window, now); reopen && *reopen > now) {
+      until = std::min(until, *reopen);
+    }
+    h.exhausted_until = until;
+  }
+}
+
+std::vector<HandBack> Wallet::hand_backs(core::UnixTime now) {
+  for (auto& [key, h] : holdings_) {
+    if (h.units > 0 && h.expires <= now) retire(h);
+  }
+  std::vector<HandBack> out;
+  out.swap(returns_);
+  return out;
+}
+
+std::vector<HandBack> Wallet::take_all() {
+  for (auto& [key, h] : holdings_) retire(h);
+  std::vector<HandBack> out;
+  out.swap(returns_);
+  holdings_.clear();
+  return out;
+}
+
+const Holding* Wallet::holding(const std::string& scope_key) const {
+  auto it = holdings_.find(scope_key);
+  return it == holdings_.end() ? nullptr : &it->second;
+}
+
+}  // namespace rampart::policyd

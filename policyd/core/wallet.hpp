@@ -1,0 +1,86 @@
+// The budget one rampart-policyd holds in memory: per scope, the unspent part of the last lease
+// taken from the shared counter, so a request is answered from memory and the store is asked
+// only once per block. Knows when a holding went stale (its day ended, its lease expired, the
+// limit it was leased under changed) and hands those back; remembers an exhausted scope for a
+// moment so refused requests do not hammer the store. Pure; no I/O, no clock.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/limits.hpp"
+
+namespace rampart::policyd {
+
+struct Grant {  // what the store answered to one lease request
+  std::int64_t lease_id = 0;
+  std::int64_t granted = 0;
+  std::int64_t used = 0;  // the scope's shared use after the grant
+  std::vector<core::Bucket> window;
+};
+
+struct Holding {
+  std::int64_t lease_id = 0;
+  std::int64_t bucket = 0;  // day scopes: the day it was leased for
+  std::int64_t units = 0;   // unspent
+  std::int64_t limit = 0;   // the limit it was leased under
+  core::UnixTime expires = 0;
+  std::int64_t used = 0;  // shared use at the last grant (leased units count as used)
+  std::vector<core::Bucket> window;
+  core::UnixTime exhausted_until = 0;  // a grant of 0: answer from memory until then
+};
+
+struct HandBack {  // an unspent lease to return to the store
+  std::int64_t lease_id = 0;
+  std::int64_t unused = 0;
+};
+
+class Wallet {
+ public:
+  enum class State : std::uint8_t {
+    Ready,      // every limit has a unit in hand: spend() and answer DUNNO
+    Refill,     // `refill` limits need a lease first (the store is asked, then check again)
+    Exhausted,  // limits[index] has no budget: over that limit
+  };
+  struct Check {
+    State state = State::Ready;
+    std::size_t index = 0;            // Exhausted: the limit that is spent
+    std::int64_t used = 0;            // Exhausted: its shared use, for the reply text
+    std::vector<std::size_t> refill;  // Refill: indexes into limits
+  };
+  // How long an exhausted scope is believed without asking the store again (another host may
+  // hand units back, a back-off may end); never past the limit's own reopening.
+  explicit Wallet(core::UnixTime recheck_seconds = 5) : recheck_(recheck_seconds) {}
+
+  // Limits with limit 0 (gates, pauses) are Exhausted without a lease.
+  Check check(std::span<const core::Limit> limits, core::UnixTime now);
+  // Spends one unit of every limit; only after check() said Ready at the same `now`.
+  void spend(std::span<const core::Limit> limits);
+  // Puts back one unit spent from lease `lease_id` of `scope_key` (a held message is charged
+  // by `rampart release`, not twice): into the holding when it is still that lease (true),
+  // else to the store through hand_backs() as {lease_id, 1} (false). Lease 0: nothing.
+  bool refund(const std::string& scope_key, std::int64_t lease_id);
+  // Records a store answer for `limit`; the holding it replaces goes to hand_backs().
+  void credit(const core::Limit& limit, const Grant& grant, core::UnixTime now,
+              core::UnixTime expires);
+  // Leases to return now: stale ones found by check()/credit(), plus those expired at `now`.
+  std::vector<HandBack> hand_backs(core::UnixTime now);
+  // Every lease still holding units (shutdown), emptying the wallet.
+  std::vector<HandBack> take_all();
+
+  const Holding* holding(const std::string& scope_key) const;
+  std::size_t size() const { return holdings_.size(); }
+
+ private:
+  static bool current(const Holding& h, const core::Limit& l, core::UnixTime now);
+  void retire(Holding& h);
+
+  core::UnixTime recheck_;
+  std::unordered_map<std::string, Holding> holdings_;
+  std::vector<HandBack> returns_;
+};
+
+}  // namespace rampart::policyd

@@ -1,0 +1,470 @@
+// rampart-policyd listeners, sessions and the decision pipeline (see server.hpp).
+#include "policyd/server.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "obs/log.hpp"
+
+namespace rampart::policyd {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using unix_socket = asio::local::stream_protocol;
+
+namespace {
+
+// Log values come from peers: keep them on one line, unquoted-safe.
+std::string clean(std::string_view s, std::size_t max = 200) {
+  std::string out;
+  for (char c : s.substr(0, max)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u == 0x7f || c == '"') ? '?' : c;
+  }
+  return out;
+}
+
+template <class Socket>
+class Session final : public SessionBase, public std::enable_shared_from_this<Session<Socket>> {
+ public:
+  Session(Server& server, Socket socket, std::string peer)
+      : server_(server),
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        peer_(std::move(peer)) {}
+  ~Session() override { server_.detach(this); }
+
+  void start() {
+    server_.attach(this);
+    arm_timer();
+    pump();
+  }
+  bool busy() const override { return busy_; }
+  void close() override {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ignored;
+    timer_.cancel(ignored);
+    socket_.close(ignored);
+  }
+
+ private:
+  void arm_timer() {
+    // Boost 1.74 has no cancellation slots: the timer closes the socket, which ends the read.
+    // Re-armed only when a request completes, so the whole next request must arrive within
+    // the idle timeout (a client trickling bytes is bounded too).
+    timer_.expires_after(server_.settings().idle_timeout);
+    timer_.async_wait([weak = this->weak_from_this()](boost::system::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        obs::log(obs::Level::Debug, "policyd.idle_closed", fmt::format("peer={}", self->peer_));
+        self->close();
+      }
+    });
+  }
+
+  // Parses and answers what the buffer holds, one request at a time, then writes and reads.
+  void pump() {
+    if (closed_) return;
+    in_pump_ = true;
+    while (!busy_ && !closed_) {
+      auto r = parse_request(in_, server_.settings().limits);
+      if (r.status == ParseStatus::NeedMore) break;
+      if (r.status == ParseStatus::Invalid) {
+        // SMTPD_POLICY_README: a server must not reply to a malformed request; log and close.
+        obs::log(obs::Level::Warning, "policyd.bad_request",
+                 fmt::format("peer={} error=\"{}\" effect=\"connection closed\"", peer_,
+                             clean(r.error)));
+        bad_ = true;
+        in_.clear();
+        break;
+      }
+      in_.erase(0, r.consumed);
+      request_ = std::move(r.request);
+      busy_ = true;
+      arm_timer();
+      server_.decide(request_, conn_, [self = this->shared_from_this()](const Reply& reply) {
+        self->out_ += format_reply(reply.line());
+        self->busy_ = false;
+        if (!self->in_pump_) self->pump();
+      });
+    }
+    in_pump_ = false;
+    if (closed_) return;
+    if (!out_.empty() && !writing_) {
+      write();
+    } else if (bad_ && !writing_) {
+      close();
+    } else if (!busy_ && !reading_ && !writing_ && !bad_) {
+      read();
+    }
+  }
+
+  void read() {
+    reading_ = true;
+    socket_.async_read_some(asio::buffer(chunk_), [self = this->shared_from_this()](
+                                                      boost::system::error_code ec, std::size_t n) {
+      self->reading_ = false;
+      if (ec) {
+        self->close();
+        return;
+      }
+      self->in_.append(self->chunk_.data(), n);
+      self->pump();
+    });
+  }
+
+  void write() {
+    writing_ = true;
+    wbuf_.swap(out_);
+    out_.clear();
+    asio::async_write(socket_, asio::buffer(wbuf_),
+                      [self = this->shared_from_this()](boost::system::error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        self->wbuf_.clear();
+                        if (ec) {
+                          self->close();
+                          return;
+                        }
+                        self->pump();
+                      });
+  }
+
+  Server& server_;
+  Socket socket_;
+  asio::steady_timer timer_;
+  std::string peer_;
+  std::array<char, 4096> chunk_{};
+  std::string in_, out_, wbuf_;
+  Request request_;
+  ConnState conn_;
+  bool busy_ = false, reading_ = false, writing_ = false, in_pump_ = false, closed_ = false,
+       bad_ = false;
+};
+
+std::string peer_name(const tcp::socket& s) {
+  boost::system::error_code ec;
+  const auto ep = s.remote_endpoint(ec);
+  return ec ? std::string("?") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+std::string peer_name(const unix_socket::socket&) { return "unix"; }
+
+}  // namespace
+
+struct Server::Pending {
+  const Request* request = nullptr;
+  ConnState* conn = nullptr;
+  std::function<void(const Reply&)> done;
+  std::shared_ptr<const core::RuleSet> rules;  // pinned for the whole request
+  Envelope env;
+  const core::StreamSpec* stream = nullptr;
+  const core::OperatorSpec* op = nullptr;
+  std::vector<core::Limit> limits;
+};
+
+Server::Server(asio::io_context& io, ServerSettings settings, Budget& budget,
+               dns::MxResolver& resolver)
+    : io_(io), settings_(std::move(settings)), budget_(budget), resolver_(resolver) {}
+
+Server::~Server() {
+  for (auto& c : closers_) c();
+}
+
+void Server::attach(SessionBase* s) { sessions_.push_back(s); }
+
+void Server::detach(SessionBase* s) {
+  sessions_.erase(std::remove(sessions_.begin(), sessions_.end(), s), sessions_.end());
+  if (draining_ && sessions_.empty() && drained_) {
+    auto done = std::move(drained_);
+    drained_ = nullptr;
+    asio::post(io_, std::move(done));
+  }
+}
+
+template <class Acceptor>
+void Server::accept(std::shared_ptr<Acceptor> acceptor) {
+  acceptor->async_accept([this, acceptor](boost::system::error_code ec,
+                                          typename Acceptor::protocol_type::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+    if (!ec) {
+      if (draining_) {
+        socket.close();
+      } else if (sessions_.size() >= settings_.max_connections) {
+        // Over the bound: close at once (Postfix then uses its default action) and say so,
+        // at most once per thousand refusals so a flood does not flood the log too.
+        if (refused_connections_++ % 1000 == 0) {
+          obs::log(obs::Level::Warning, "policyd.too_many_connections",
+                   fmt::format("max_connections={} refused={}", settings_.max_connections,
+                               refused_connections_));
+        }
+        socket.close();
+      } else {
+        std::string peer = peer_name(socket);
+        std::make_shared<Session<typename Acceptor::protocol_type::socket>>(
+            *this, std::move(socket), std::move(peer))
+            ->start();
+      }
+    } else {
+      // EMFILE and friends: log and keep accepting (the next attempt may succeed).
+      obs::log(obs::Level::Warning, "policyd.accept_failed",
+               fmt::format("error=\"{}\"", ec.message()));
+    }
+    accept(acceptor);
+  });
+}
+
+Result<void> Server::listen() {
+  for (const auto& ep : settings_.listen) {
+    try {
+      if (ep.rfind("inet:", 0) == 0) {
+        const std::string rest = ep.substr(5);
+        const auto colon = rest.rfind(':');
+        if (colon == std::string::npos)
+          return fail(Errc::Config, fmt::format("listen {:?}: no port", ep));
+        std::string host = rest.substr(0, colon);
+        if (host.size() > 1 && host.front() == '[' && host.back() == ']')
+          host = host.substr(1, host.size() - 2);
+        boost::system::error_code ec;
+        const auto addr = asio::ip::make_address(host, ec);
+        if (ec)
+          return fail(Errc::Config,
+                      fmt::format("listen {:?}: {:?} is not an IP address", ep, host));
+        const auto port = static_cast<unsigned short>(std::stoul(rest.substr(colon + 1)));
+        auto acceptor = std::make_shared<tcp::acceptor>(io_);
+        const tcp::endpoint endpoint(addr, port);
+        acceptor->open(endpoint.protocol());
+        acceptor->set_option(tcp::acceptor::reuse_address(true));
+        acceptor->bind(endpoint);
+        acceptor->listen(asio::socket_base::max_listen_connections);
+        const auto bound = acceptor->local_endpoint();
+        const std::string shown =
+            addr.is_v6() ? fmt::format("inet:[{}]:{}", bound.address().to_string(), bound.port())
+                         : fmt::format("inet:{}:{}", bound.address().to_string(), bound.port());
+        std::printf("listening on %s\n", shown.c_str());
+        obs::log(obs::Level::Info, "policyd.listening", fmt::format("listen={}", shown));
+        closers_.push_back([acceptor] {
+          boost::system::error_code ignored;
+          acceptor->close(ignored);
+        });
+        accept(acceptor);
+      } else if (ep.rfind("unix:", 0) == 0) {
+        const std::string path = ep.substr(5);
+        ::unlink(path.c_str());  // a stale socket from a crashed run
+        auto acceptor = std::make_shared<unix_socket::acceptor>(io_);
+        const unix_socket::endpoint endpoint(path);
+        acceptor->open(endpoint.protocol());
+        // 0660: Postfix's smtpd reaches it through the _rampart group.
+        const mode_t old = ::umask(007);
+        acceptor->bind(endpoint);
+        ::umask(old);
+        acceptor->listen(asio::socket_base::max_listen_connections);
+        std::printf("listening on %s\n", ep.c_str());
+        obs::log(obs::Level::Info, "policyd.listening", fmt::format("listen={}", ep));
+        closers_.push_back([acceptor, path] {
+          boost::system::error_code ignored;
+          acceptor->close(ignored);
+          ::unlink(path.c_str());
+        });
+        accept(acceptor);
+      } else {
+        return fail(Errc::Config,
+                    fmt::format("listen {:?}: want inet:HOST:PORT or unix:/path", ep));
+      }
+    } catch (const boost::system::system_error& e) {
+      return fail(Errc::Temporary, fmt::format("listen {:?}: {}", ep, e.code().message()));
+    } catch (const std::exception& e) {
+      return fail(Errc::Config, fmt::format("listen {:?}: {}", ep, e.what()));
+    }
+  }
+  std::fflush(stdout);
+  return {};
+}
+
+void Server::drain(std::chrono::seconds grace, std::function<void()> done) {
+  draining_ = true;
+  for (auto& c : closers_) c();
+  closers_.clear();
+  // Idle sessions close now; busy ones close after their answer is written (their read fails
+  // on the closed listener? no: they keep their socket) -- close them when the grace ends.
+  for (auto* s : std::vector<SessionBase*>(sessions_)) {
+    if (!s->busy()) s->close();
+  }
+  if (sessions_.empty()) {
+    asio::post(io_, std::move(done));
+    return;
+  }
+  drained_ = std::move(done);
+  auto timer = std::make_shared<asio::steady_timer>(io_, grace);
+  timer->async_wait([this, timer](boost::system::error_code) {
+    for (auto* s : std::vector<SessionBase*>(sessions_)) s->close();
+  });
+}
+
+void Server::apply(Snapshot snap) {
+  if (snap.rules) {
+    rules_ = std::move(snap.rules);
+    version_ = snap.version;
+  }
+  backoffs_ = std::move(snap.backoffs);
+  history_ = std::move(snap.history);
+}
+
+void Server::finish(Pending& p, const Reply& reply) {
+  // Counters by stream, operator and outcome; one log line per non-DUNNO decision.
+  counter_key_.clear();
+  fmt::format_to(std::back_inserter(counter_key_), "{} stream={} operator={}",
+                 verdict_word(reply.action), p.stream != nullptr ? p.stream->name : "-",
+                 p.op != nullptr ? p.op->name : "-");
+  if (!reply.reason.empty())
+    fmt::format_to(std::back_inserter(counter_key_), " limit={}", reply.reason);
+  ++counters_[counter_key_];
+  if (reply.action != Action::Dunno) {
+    obs::decision(
+        p.env.queue_id, verdict_word(reply.action),
+        fmt::format("rcpt=<{}> stream={} operator={} reason={}{}{} text=\"{}\"",
+                    clean(p.env.recipient), p.stream != nullptr ? p.stream->name : "-",
+                    p.op != nullptr ? p.op->name : "-", reply.reason,
+                    reply.status.empty() ? "" : " status=", reply.status, clean(reply.text)));
+  }
+  auto done = std::move(p.done);
+  done(reply);
+}
+
+void Server::decide(const Request& request, ConnState& conn,
+                    std::function<void(const Reply&)> done) {
+  auto p = std::make_shared<Pending>();
+  p->request = &request;
+  p->conn = &conn;
+  p->done = std::move(done);
+  p->rules = rules_;
+  p->env = read_envelope(request);
+  // Only RCPT is charged: that is where one accepted recipient is decided.
+  if (p->env.protocol_state != "RCPT" || p->rules == nullptr) {
+    finish(*p, dunno());
+    return;
+  }
+  if (conn.instance != p->env.instance) {
+    conn.instance = std::string(p->env.instance);
+    conn.charges.clear();
+    conn.held = false;
+  }
+  p->stream = p->rules->resolve_stream(p->env.stream_query);
+  if (p->stream == nullptr) {
+    finish(*p, dunno());
+    return;
+  }
+  if (conn.held && !p->env.instance.empty()) {
+    // HOLD is for the whole message: later recipients follow it uncharged; `rampart release`
+    // charges them all when it lets the message go.
+    finish(*p, Reply{Action::Hold, "",
+                     "rampart: message held; an earlier recipient was over a limit", "held"});
+    return;
+  }
+  if (p->env.domain.empty()) {
+    after_mx(std::move(p), nullptr);
+    return;
+  }
+  if (auto cached = resolver_.cached(p->env.domain)) {
+    after_mx(std::move(p), std::move(cached));
+    return;
+  }
+  const std::string domain(p->env.domain);
+  resolver_.resolve(domain, [this, p](std::shared_ptr<const dns::MxAnswer> answer) mutable {
+    after_mx(std::move(p), std::move(answer));
+  });
+}
+
+void Server::after_mx(std::shared_ptr<Pending> p, std::shared_ptr<const dns::MxAnswer> answer) {
+  if (answer != nullptr) {
+    switch (answer->status) {
+      case dns::MxStatus::NullMx: finish(*p, null_mx(p->env.domain)); return;
+      case dns::MxStatus::NxDomain:
+      case dns::MxStatus::NoMailHost:
+        finish(*p, no_mail_domain(p->env.domain, answer->detail));
+        return;
+      case dns::MxStatus::Temporary:
+        if (!settings_.dunno_on_dns_error) {
+          finish(*p, dns_failed(p->env.domain, answer->detail));
+          return;
+        }
+        break;  // only the stream's own limits apply
+      case dns::MxStatus::Ok: {
+        std::array<core::MxRecord, 16> records{};
+        std::size_t n = 0;
+        for (const auto& h : answer->hosts) {
+          if (n == records.size()) break;
+          records[n++] = core::MxRecord{h.preference, h.host};
+        }
+        p->op = p->rules->operator_for_mx(std::span<const core::MxRecord>(records.data(), n));
+        break;
+      }
+    }
+  }
+  const auto now = now_utc();
+  static const std::vector<core::DayCount> kNoHistory;
+  auto h = history_.find(p->stream->name);
+  auto set = core::limits_for(*p->rules, *p->stream, p->op,
+                              h != history_.end() ? h->second : kNoHistory, backoffs_, now);
+  p->limits = std::move(set.limits);
+  charge(std::move(p), 0);
+}
+
+void Server::charge(std::shared_ptr<Pending> p, int attempt) {
+  const auto now = now_utc();
+  auto& wallet = budget_.wallet();
+  auto check = wallet.check(p->limits, now);
+  budget_.hand_back(now);
+  switch (check.state) {
+    case Wallet::State::Ready: {
+      wallet.spend(p->limits);
+      for (const auto& l : p->limits) {
+        auto key = l.scope.key();
+        const Holding* h = wallet.holding(key);
+        p->conn->charges.emplace_back(std::move(key), h != nullptr ? h->lease_id : 0);
+      }
+      finish(*p, dunno());
+      return;
+    }
+    case Wallet::State::Exhausted: {
+      const auto& limit = p->limits[check.index];
+      const Holding* h = wallet.holding(limit.scope.key());
+      static const std::vector<core::Bucket> kNone;
+      const auto when = core::reopens(limit, h != nullptr ? h->window : kNone, now);
+      Reply reply =
+          over_limit(*p->stream, limit, check.used, p->op != nullptr ? p->op->name : "", when);
+      if (reply.action == Action::Hold) {
+        // The held message's earlier recipients are charged again on release: refund them now.
+        for (const auto& [key, lease] : p->conn->charges) wallet.refund(key, lease);
+        p->conn->charges.clear();
+        p->conn->held = true;
+      }
+      finish(*p, reply);
+      return;
+    }
+    case Wallet::State::Refill: break;
+  }
+  if (attempt >= 3) {
+    // Leases keep going stale between grant and use (clock at a day's edge, reloads): answer
+    // as for an unreachable store rather than loop.
+    finish(*p, settings_.dunno_on_store_error ? dunno() : store_failed());
+    return;
+  }
+  std::vector<core::Limit> need;
+  need.reserve(check.refill.size());
+  for (auto i : check.refill) need.push_back(p->limits[i]);
+  budget_.refill(std::move(need), [this, p, attempt](bool store_ok) mutable {
+    if (!store_ok) {
+      finish(*p, settings_.dunno_on_store_error ? dunno() : store_failed());
+      return;
+    }
+    charge(std::move(p), attempt + 1);
+  });
+}
+
+}  // namespace rampart::policyd
