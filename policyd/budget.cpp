@@ -91,6 +91,14 @@ void Budget::refill(std::vector<core::Limit> limits, std::function<void(bool)> d
   }
 }
 
+void Budget::prefetch(std::vector<core::Limit> limits) {
+  std::vector<core::Limit> todo;
+  for (auto& l : limits) {
+    if (pending_.find(l.scope.key()) == pending_.end()) todo.push_back(std::move(l));
+  }
+  if (!todo.empty()) refill(std::move(todo), [](bool) {});
+}
+
 void Budget::refresh(bool force, std::function<void(Snapshot)> done) {
   on_worker([this, force, done = std::move(done)]() mutable {
     Snapshot snap;

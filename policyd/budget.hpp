@@ -51,6 +51,10 @@ class Budget {
   // have answered. store_ok false: at least one lease failed for want of the store.
   void refill(std::vector<core::Limit> limits, std::function<void(bool store_ok)> done);
 
+  // Leases the next block of each limit in the background (Wallet::wants_prefetch), unless a
+  // lease for that scope is already on its way. Nobody waits for it.
+  void prefetch(std::vector<core::Limit> limits);
+
   // Reads rules (when rules_version moved or `force`), back-offs and day histories on the
   // worker; `done` gets them on the event loop. Also sweeps forfeited leases and old buckets.
   void refresh(bool force, std::function<void(Snapshot)> done);

@@ -154,10 +154,14 @@ int main(int argc, char** argv) {
                    fmt::format("error=\"{}\" effect=\"old rules kept\"", snap.error));
         }
         const bool changed = snap.rules != nullptr;
-        server.apply(std::move(snap));
+        const bool backoffs_changed = server.apply(std::move(snap));
         if (changed || force) {
           obs::log(obs::Level::Info, "rules.loaded",
                    fmt::format("version={}", server.rules_version()));
+        }
+        if (backoffs_changed) {
+          obs::log(obs::Level::Info, "backoffs.loaded",
+                   fmt::format("active={}", server.backoffs()));
         }
       });
     };

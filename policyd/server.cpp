@@ -211,9 +211,17 @@ void Server::accept(std::shared_ptr<Acceptor> acceptor) {
             ->start();
       }
     } else {
-      // EMFILE and friends: log and keep accepting (the next attempt may succeed).
-      obs::log(obs::Level::Warning, "policyd.accept_failed",
-               fmt::format("error=\"{}\"", ec.message()));
+      // EMFILE and friends: the connection stays queued, so accepting again at once would spin
+      // and log tens of thousands of lines a second. Log once per thousand failures and try
+      // again in 100 ms (a closing session may have freed a descriptor by then).
+      if (accept_failures_++ % 1000 == 0) {
+        obs::log(obs::Level::Warning, "policyd.accept_failed",
+                 fmt::format("error=\"{}\" failures={} effect=\"retry in 100ms\"", ec.message(),
+                             accept_failures_));
+      }
+      auto retry = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(100));
+      retry->async_wait([this, acceptor, retry](boost::system::error_code) { accept(acceptor); });
+      return;
     }
     accept(acceptor);
   });
@@ -306,13 +314,15 @@ void Server::drain(std::chrono::seconds grace, std::function<void()> done) {
   });
 }
 
-void Server::apply(Snapshot snap) {
+bool Server::apply(Snapshot snap) {
   if (snap.rules) {
     rules_ = std::move(snap.rules);
     version_ = snap.version;
   }
+  const bool changed = snap.backoffs != backoffs_;
   backoffs_ = std::move(snap.backoffs);
   history_ = std::move(snap.history);
+  return changed;
 }
 
 void Server::finish(Pending& p, const Reply& reply) {
@@ -423,11 +433,14 @@ void Server::charge(std::shared_ptr<Pending> p, int attempt) {
   switch (check.state) {
     case Wallet::State::Ready: {
       wallet.spend(p->limits);
+      std::vector<core::Limit> ahead;
       for (const auto& l : p->limits) {
         auto key = l.scope.key();
         const Holding* h = wallet.holding(key);
         p->conn->charges.emplace_back(std::move(key), h != nullptr ? h->lease_id : 0);
+        if (wallet.wants_prefetch(l, now)) ahead.push_back(l);
       }
+      if (!ahead.empty()) budget_.prefetch(std::move(ahead));
       finish(*p, dunno());
       return;
     }

@@ -57,7 +57,9 @@ class Server {
   // (or after `grace`).
   void drain(std::chrono::seconds grace, std::function<void()> done);
 
-  void apply(Snapshot snap);  // new rules (when set), back-offs, histories
+  // New rules (when set), back-offs, histories; true when the active back-offs changed.
+  bool apply(Snapshot snap);
+  std::size_t backoffs() const { return backoffs_.size(); }
   bool has_rules() const { return rules_ != nullptr; }
   std::int64_t rules_version() const { return version_; }
 
@@ -96,6 +98,7 @@ class Server {
   bool draining_ = false;
   std::function<void()> drained_;
   std::uint64_t refused_connections_ = 0;
+  std::uint64_t accept_failures_ = 0;  // EMFILE and friends, for the log
 };
 
 // What a session exposes to the server.

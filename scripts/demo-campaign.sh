@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The demo's second half (run by scripts/demo.sh as root): a private Postfix with OpenDKIM and
-# rampart-milter on the embedded SQLite store, inside a network namespace built with the test lab
-# (tests/lab/lab.sh), and a small campaign through it that replays field-notes incidents 5, 6 and 9
-# and the stream pinning. Prints what each message got and where it left from. Usage:
-#   demo-campaign.sh RAMPART_BIN MILTER_BIN LAB_MX_BIN LAB_SYSLOG_BIN
+# rampart-milter and rampart-policyd on the embedded SQLite store, inside a network namespace built
+# with the test lab (tests/lab/lab.sh), and a small campaign through it that replays field-notes
+# incidents 5, 6 and 9 and the stream pinning (milter), then 3 and 1 and a back-off (policyd).
+# Prints what each message got and where it left from. Usage:
+#   demo-campaign.sh RAMPART_BIN MILTER_BIN POLICYD_BIN LAB_MX_BIN LAB_SYSLOG_BIN
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
-cli=$1 milter=$2
-export RAMPART_LAB_MX=$3 RAMPART_LAB_SYSLOG=$4
+cli=$1 milter=$2 policyd=$3
+export RAMPART_LAB_MX=$4 RAMPART_LAB_SYSLOG=$5
 # shellcheck source=../tests/lab/lab.sh
 source "$src/tests/lab/lab.sh"
 
@@ -16,7 +17,7 @@ readonly CLIENT=192.0.2.25 TRUCKING_IP=203.0.113.94 HEALTH_IP=203.0.113.95
 readonly M365_IP=198.51.100.10 GOOGLE_IP=198.51.100.20
 readonly M365_MX=contoso-example.mail.protection.outlook.com.test GOOGLE_MX=aspmx.l.google.com.test
 
-lab_require unbound postfix postconf swaks opendkim opendkim-genkey
+lab_require unbound postfix postconf swaks opendkim opendkim-genkey python3
 lab_init demo
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
@@ -39,6 +40,7 @@ lab_dns_zone example.org
 lab_dns_mx contoso.example 10 "$M365_MX"
 lab_dns_a "$M365_MX" "$M365_IP"
 lab_dns_mx fabrikam.example 10 "$GOOGLE_MX"
+lab_dns_mx legal-hold.example 10 "$M365_MX"
 lab_dns_a "$GOOGLE_MX" "$GOOGLE_IP"
 lab_mx_start "$M365_IP" 25 "" --hostname "$M365_MX"
 lab_mx_start "$GOOGLE_IP" 25 "" --hostname "$GOOGLE_MX"
@@ -53,19 +55,31 @@ url = "sqlite://$LAB_DIR/rampart.db"
 listen = "inet:8893@127.0.0.1"
 opendkim_config = "$(lab_opendkim_conf)"
 rules_poll_interval = "1s"
+[policyd]
+listen = ["inet:127.0.0.1:10040"]
+dns_servers = ["127.0.0.1:53"]
+rules_poll_interval = "1s"
 TOML
 say "rules: the shipped lists plus the demo's site rules, into a fresh SQLite store"
 "$cli" --config "$cfg" db migrate
-"$cli" --config "$cfg" rules apply "$src"/packaging/rules/*.toml "$here/demo-rules.toml"
+"$cli" --config "$cfg" rules apply "$src"/packaging/rules/{consumer-webmail,yahoo-family,dead-isp}.toml \
+  "$here/demo-rules.toml"
 lab_spawn rampart-milter "$milter" --config "$cfg"
 lab_wait_for "$LAB_DIR/rampart-milter.log" '^listening on' 10 || lab_fatal "rampart-milter did not start"
+lab_spawn rampart-policyd "$policyd" --config "$cfg"
+lab_wait_for "$LAB_DIR/rampart-policyd.log" '^listening on' 10 || lab_fatal "rampart-policyd did not start"
 
 lab_postfix_transport out05 "$TRUCKING_IP" out05.send.example.net
 lab_postfix_transport hcout1 "$HEALTH_IP" hcout1.send.example.org
 lab_postfix_listener 127.0.0.1 2526
 cp "$src/postfix-conf/milter_header_checks" "$src/postfix-conf/smtp_header_checks" "$LAB_DIR/"
 chmod 0644 "$LAB_DIR/milter_header_checks" "$LAB_DIR/smtp_header_checks"
+# The restrictions as postfix-conf/main.cf.fragment ships them, on the lab's TCP endpoint. A bulk
+# client gets 4xx on purpose here, so smtpd does not tarpit it (smtpd_error_sleep_time).
 lab_postfix_conf "mynetworks = 127.0.0.0/8 192.0.2.0/24" \
+  "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination" \
+  "smtpd_recipient_restrictions = check_policy_service { inet:127.0.0.1:10040, { default_action = DEFER_IF_PERMIT 4.3.5 rampart-policyd unavailable } }" \
+  "smtpd_soft_error_limit = 1000" "smtpd_error_sleep_time = 0" \
   "smtpd_milters = inet:127.0.0.1:$LAB_OPENDKIM_PORT, inet:127.0.0.1:8893" \
   "milter_default_action = tempfail" \
   "milter_connect_macros = j {daemon_name} {daemon_addr} {daemon_port} {client_addr} v _" \
@@ -81,19 +95,53 @@ say "... fix InternalHosts; rampart-milter re-reads opendkim.conf by itself, the
 lab_opendkim_internal_hosts 127.0.0.1 ::1 192.0.2.0/24
 lab_wait_count "$LAB_DIR/rampart-milter.log" 'dkim\.loaded' 2 10 || lab_fatal "rampart-milter did not reload"
 send signed 25 news@send.example.net buyer@contoso.example
-say "incident 6: excluded recipients are refused at RCPT, the others of the same message go out"
+say "incident 6 (milter) and 3 (policyd): excluded recipients are refused at RCPT; fabrikam.example is
+  hosted by Google (its MX), an operator stream trucking is gated from until warm-up day 30;
+  the others of the same message go out"
 send list 25 news@send.example.net "ops@contoso.example,someone@legal-hold.example,unsubscribed@fabrikam.example,cto@fabrikam.example"
 say "incident 9: a From outside the stream's domains is refused"
 send wrongfrom 25 news@example.net buyer@contoso.example
 say "stream pinning: port 2526 is stream healthcare, leaving through hcout1 from $HEALTH_IP"
 send institutional 2526 notices@send.example.org clinic@contoso.example
 
-# Four messages leave: signed, the two clean recipients of the list, and the institutional one.
+say "incident 1: a 60-recipient burst on stream trucking at warm-up day 0 (50 an hour; the
+  recipients above took some: a recipient is charged when its RCPT is accepted)"
+seq -f 'lead%02g@contoso.example' 1 60 >"$LAB_DIR/burst.rcpts"
+lab_exec python3 "$src/tests/policyd/smtp_burst.py" --port 25 --source "$CLIENT" \
+  --sender news@send.example.net --tag burst "$LAB_DIR/burst.rcpts" >"$LAB_DIR/burst.out" || true
+printf '    accepted (250): %s   deferred (450): %s\n' \
+  "$(awk '$1 == "RCPT" && $3 == 250' "$LAB_DIR/burst.out" | wc -l)" \
+  "$(awk '$1 == "RCPT" && $3 == 450' "$LAB_DIR/burst.out" | wc -l)"
+awk '$1 == "RCPT" && $3 == 450 { $1 = ""; print "    first deferral:" $0; exit }' "$LAB_DIR/burst.out"
+say "today's budgets as rampart-policyd counts them"
+"$cli" --config "$cfg" caps | sed 's/^/    /'
+say "incident 8: Microsoft throttles stream healthcare; an operator pauses it (rampart backoff)"
+"$cli" --config "$cfg" backoff set healthcare microsoft-365 --pause --until 2h --reason "451 4.7.500 server busy"
+# rampart-policyd re-reads back-offs every rules_poll_interval and says when they changed.
+lab_wait_for "$LAB_DIR/rampart-policyd.log" 'backoffs\.loaded active=1' 10 ||
+  lab_fatal "rampart-policyd did not see the back-off"
+send paused 2526 notices@send.example.org nurse@contoso.example >"$LAB_DIR/paused.out"
+cat "$LAB_DIR/paused.out"
+"$cli" --config "$cfg" backoff list | sed 's/^/    /'
+"$cli" --config "$cfg" backoff clear healthcare microsoft-365
+
+# Messages that leave: signed, the clean contoso recipient of the list, the institutional one,
+# and the burst's first message.
 lab_wait_count "$maillog" 'status=sent' 4 30 || echo "(not every delivery finished in 30 s)"
 say "Postfix delivery log (relay = the operator's MX found by MX lookup; the transport names the stream)"
-grep -E 'status=(sent|deferred|bounced)' "$maillog" | sed -E 's/^.*(postfix\/[a-z0-9]+\/smtp)\[[0-9]+\]: /    \1 /; s/, delay=[^ ]*, delays=[^ ]*,/,/'
+grep -E 'status=(sent|deferred|bounced)' "$maillog" |
+  sed -E 's/^.*(postfix\/[a-z0-9]+\/smtp)\[[0-9]+\]: /    \1 /; s/, delay=[^ ]*, delays=[^ ]*,/,/' |
+  awk '{ n[$2]++; if (n[$2] == 1) { order[++k] = $2; first[$2] = $0 } }
+       END { for (i = 1; i <= k; i++) { q = order[i]; print first[q];
+             qq = q; sub(/:$/, "", qq)
+             if (n[q] > 1) printf "      ... and %d more recipients of %s, the same way\n", n[q] - 1, qq } }'
 say "where each message came from, as the receiving MXs saw it"
 grep -h '^connect ' "$(lab_mx_log "$M365_IP")" "$(lab_mx_log "$GOOGLE_IP")" | sed 's/^/    /'
 say "rampart-milter's decisions (one line each, keyed by Postfix queue id, naming stream and rule)"
 grep -E ': (reject|tempfail|hold|discard|warn|pin|strip) ' "$LAB_DIR/rampart-milter.log" | sed 's/^/    /'
+say "rampart-policyd's decisions other than DUNNO (first of each kind; one line per recipient in its log)"
+grep -E ': (defer|hold|reject) rcpt=' "$LAB_DIR/rampart-policyd.log" |
+  awk '{ k = $3 " " $6 " " $7; if (!(k in seen)) { seen[k] = 1; print "    " $0 } }'
+echo "    ($(grep -cE ': defer rcpt=' "$LAB_DIR/rampart-policyd.log") defer lines in all)"
+lab_stop rampart-policyd
 lab_stop_milter rampart-milter 127.0.0.1 8893 >/dev/null || true

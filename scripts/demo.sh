@@ -2,8 +2,8 @@
 # The README's demo command: on a fresh Debian 12 machine, as root, installs the dependencies,
 # builds rampart, then runs the product on the embedded SQLite default:
 #   1. a fresh store, the shipped default rules plus the example site rules, what the store holds;
-#   2. a private Postfix with OpenDKIM and rampart-milter in a network namespace (the test lab),
-#      and a small campaign through it (scripts/demo-campaign.sh).
+#   2. a private Postfix with OpenDKIM, rampart-milter and rampart-policyd in a network namespace
+#      (the test lab), and a small campaign through it (scripts/demo-campaign.sh).
 # Everything it writes lives under $RAMPART_DEMO_DIR (default /tmp/rampart-demo) and the lab's
 # temp dir; the system's Postfix, OpenDKIM and /etc are never touched.
 set -euo pipefail
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 echo "==> building (preset ci: optimised; the demo also needs the lab's fake MX and syslog tools)"
 cmake --preset ci >/dev/null
-cmake --build --preset ci -j "$(nproc)" --target rampart_cli rampart-milter rampart-lab-mx rampart-lab-syslog >/dev/null
+cmake --build --preset ci -j "$(nproc)" --target rampart_cli rampart-milter rampart-policyd rampart-lab-mx rampart-lab-syslog >/dev/null
 
 demo=${RAMPART_DEMO_DIR:-/tmp/rampart-demo}
 rm -rf "$demo"
@@ -51,8 +51,9 @@ set -e
 r db status | grep rules_version
 echo
 echo
-echo "==> a campaign through a private Postfix with OpenDKIM and rampart-milter"
-./scripts/demo-campaign.sh "$bin" build/ci/milter/rampart-milter build/ci/tests/lab/rampart-lab-mx \
+echo "==> a campaign through a private Postfix with OpenDKIM, rampart-milter and rampart-policyd"
+./scripts/demo-campaign.sh "$bin" build/ci/milter/rampart-milter build/ci/policyd/rampart-policyd \
+  build/ci/tests/lab/rampart-lab-mx \
   build/ci/tests/lab/rampart-lab-syslog
 echo
 echo "==> done. The first store is $demo/rampart.db; export it with"

@@ -14,7 +14,9 @@ bool Wallet::current(const Holding& h, const core::Limit& l, core::UnixTime now)
 }
 
 void Wallet::retire(Holding& h) {
-  if (h.lease_id != 0 && h.units > 0) returns_.push_back({h.lease_id, h.units});
+  // A spent lease goes back too, with nothing unused: the store then forgets it, so its lease
+  // rows are the leases really outstanding (`rampart caps`), not history waiting for a sweep.
+  if (h.lease_id != 0) returns_.push_back({h.lease_id, h.units});
   h.lease_id = 0;
   h.units = 0;
 }
@@ -76,22 +78,44 @@ bool Wallet::refund(const std::string& scope_key, std::int64_t lease_id) {
 void Wallet::credit(const core::Limit& limit, const Grant& grant, core::UnixTime now,
                     core::UnixTime expires) {
   Holding& h = holdings_[limit.scope.key()];
+  auto exhausted_until = [&](const std::vector<core::Bucket>& window) {
+    auto until = now + recheck_;
+    if (const auto reopen = core::reopens(limit, window, now); reopen && *reopen > now) {
+      until = std::min(until, *reopen);
+    }
+    return until;
+  };
+  if (grant.granted <= 0 && h.lease_id != 0 && h.units > 0 && h.expires > now &&
+      current(h, limit, now)) {
+    // An early (prefetch) ask found nothing more: keep spending what is in hand, and do not
+    // ask again before the recheck.
+    h.used = grant.used;
+    h.window = grant.window;
+    h.exhausted_until = exhausted_until(h.window);
+    return;
+  }
   retire(h);
   h.lease_id = grant.granted > 0 ? grant.lease_id : 0;
   h.bucket = limit.scope.hourly() ? core::minute_of(expires) : core::day_of(now);
   h.units = grant.granted;
+  h.granted = grant.granted;
   h.limit = limit.limit;
   h.expires = expires;
   h.used = grant.used;
   h.window = grant.window;
-  h.exhausted_until = 0;
-  if (grant.granted <= 0) {
-    auto until = now + recheck_;
-    if (const auto reopen = core::reopens(limit, h.window, now); reopen && *reopen > now) {
-      until = std::min(until, *reopen);
-    }
-    h.exhausted_until = until;
-  }
+  h.exhausted_until = grant.granted <= 0 ? exhausted_until(h.window) : 0;
+}
+
+bool Wallet::wants_prefetch(const core::Limit& limit, core::UnixTime now,
+                            core::UnixTime margin) const {
+  if (limit.limit <= 0) return false;
+  auto it = holdings_.find(limit.scope.key());
+  if (it == holdings_.end()) return false;
+  const Holding& h = it->second;
+  if (h.lease_id == 0 || h.units <= 0 || h.expires <= now || !current(h, limit, now)) return false;
+  if (h.exhausted_until > now) return false;  // an early ask just found nothing more
+  // A day lease ends with its day; asking early would only lease the same day again.
+  return h.units * 4 <= h.granted || (h.expires - now <= margin && limit.scope.hourly());
 }
 
 std::vector<HandBack> Wallet::hand_backs(core::UnixTime now) {

@@ -24,9 +24,10 @@ struct Grant {  // what the store answered to one lease request
 
 struct Holding {
   std::int64_t lease_id = 0;
-  std::int64_t bucket = 0;  // day scopes: the day it was leased for
-  std::int64_t units = 0;   // unspent
-  std::int64_t limit = 0;   // the limit it was leased under
+  std::int64_t bucket = 0;   // day scopes: the day it was leased for
+  std::int64_t units = 0;    // unspent
+  std::int64_t granted = 0;  // the lease's size
+  std::int64_t limit = 0;    // the limit it was leased under
   core::UnixTime expires = 0;
   std::int64_t used = 0;  // shared use at the last grant (leased units count as used)
   std::vector<core::Bucket> window;
@@ -63,6 +64,11 @@ class Wallet {
   // by `rampart release`, not twice): into the holding when it is still that lease (true),
   // else to the store through hand_backs() as {lease_id, 1} (false). Lease 0: nothing.
   bool refund(const std::string& scope_key, std::int64_t lease_id);
+  // Whether the next lease for `limit` should be asked for now, before this one runs out: a
+  // quarter or less of it is left, or it expires within `margin` seconds. Keeps requests from
+  // waiting on the store while the budget lasts.
+  bool wants_prefetch(const core::Limit& limit, core::UnixTime now,
+                      core::UnixTime margin = 10) const;
   // Records a store answer for `limit`; the holding it replaces goes to hand_backs().
   void credit(const core::Limit& limit, const Grant& grant, core::UnixTime now,
               core::UnixTime expires);

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs the benchmarks on demand (never in CI's test run) from a ci or release build and prints
 # rampart's ns/lookup next to the peer's, with the ratio. Usage: tests/bench/run.sh [BUILD_DIR]
+# The policy daemon's benchmark runs on its own (root, a lab namespace, about 2 minutes):
+# tests/bench/policyd_bench.sh [BUILD_DIR], rampart-policyd against postfwd and an always-DUNNO
+# ceiling server over real sockets (throughput, p50/p99 latency, server CPU per request).
 set -euo pipefail
 build=${1:-build/ci}
 out=$(mktemp -d)

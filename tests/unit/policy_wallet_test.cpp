@@ -118,10 +118,10 @@ TEST_CASE("Wallet: credit makes it Ready, spend decrements, running out asks for
   CHECK(w.holding("hour:bulk")->lease_id == 11);
   CHECK(w.holding("hour:bulk")->bucket == minute_of(exp));
 
-  // A new lease for the hour; the spent one had nothing left to hand back.
+  // A new lease for the hour; the spent one goes back with nothing unused (the store forgets it).
   w.credit(limits[0], granted(14, 6, 8), kT0 + 1, kT0 + 61);
   CHECK(w.check(limits, kT0 + 1).state == Wallet::State::Ready);
-  CHECK(w.hand_backs(kT0 + 1).empty());
+  CHECK(str(w.hand_backs(kT0 + 1)) == "11:0");
 }
 
 TEST_CASE("Wallet: a grant of 0 is believed until min(now + recheck, reopen), then Refill") {
@@ -201,8 +201,8 @@ TEST_CASE("Wallet: day rollover makes a day holding stale and hands its units ba
     std::string_view want_back;
   };
   const Case cases[] = {
-      {"00:00:00 the next day: stale, handed back once", kMidnight, Wallet::State::Refill, "01",
-       "7:78"},
+      {"00:00:00 the next day: stale, handed back once (the spent cap lease with 0)", kMidnight,
+       Wallet::State::Refill, "01", "7:78 8:0"},
       {"asked again: nothing more to give", kMidnight + 1, Wallet::State::Refill, "01", ""},
   };
   for (const auto& c : cases) {
@@ -352,10 +352,10 @@ TEST_CASE("Wallet::take_all: every unspent lease, once") {
   w.credit(limits[1], granted(2, 80, 80), kT0, kT0 + 60);
   w.credit(limits[2], granted(3, 1, 120), kT0, kT0 + 60);
   REQUIRE(w.check(limits, kT0).state == Wallet::State::Ready);
-  w.spend(limits);  // the cap's only unit is spent: nothing of lease 3 to hand back
+  w.spend(limits);  // the cap's only unit is spent: lease 3 goes back with 0 unused
   // A replaced hour lease is waiting in the returns already.
   w.credit(limits[0], granted(4, 6, 12), kT0 + 1, kT0 + 61);
-  CHECK(str(w.take_all()) == "1:5 2:79 4:6");
+  CHECK(str(w.take_all()) == "1:5 2:79 3:0 4:6");
   CHECK(w.size() == 0);
   CHECK(w.take_all().empty());
   CHECK(w.hand_backs(kT0 + 3600).empty());
@@ -557,4 +557,64 @@ TEST_CASE("incident 1: steady demand for a day never passes the hourly limit in 
     CHECK(store.counters["day:bulk"][day_of(c.start)] ==
           static_cast<std::int64_t>(admitted.size()));
   }
+}
+
+TEST_CASE("Wallet::wants_prefetch: a quarter left or an hour lease about to expire") {
+  const Limit h = hourly(400);
+  const Limit d = daily(4000);
+  struct Case {
+    std::string_view label;
+    Limit limit;
+    std::int64_t granted;
+    std::int64_t spend;
+    UnixTime now;
+    bool want;
+  };
+  const Case cases[] = {
+      {"fresh hour lease", h, 8, 0, kT0, false},
+      {"hour: 3 of 8 left", h, 8, 5, kT0, false},
+      {"hour: 2 of 8 left (a quarter)", h, 8, 6, kT0, true},
+      {"hour: expires in 10 s", h, 8, 0, kT0 + 50, true},
+      {"hour: expires in 11 s", h, 8, 0, kT0 + 49, false},
+      {"hour: expired", h, 8, 0, kT0 + 60, false},
+      {"hour: spent out (Refill, not prefetch)", h, 8, 8, kT0, false},
+      {"day: expiring soon is no reason", d, 80, 0, kT0 + 55, false},
+      {"day: a quarter left", d, 80, 60, kT0, true},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.label);
+    Wallet w;
+    const std::vector<Limit> limits = {c.limit};
+    w.credit(c.limit, granted(5, c.granted, c.granted), kT0, kT0 + 60);
+    for (std::int64_t i = 0; i < c.spend; ++i) {
+      REQUIRE(w.check(limits, kT0).state == Wallet::State::Ready);
+      w.spend(limits);
+    }
+    CHECK(w.wants_prefetch(c.limit, c.now) == c.want);
+  }
+}
+
+TEST_CASE("Wallet::credit: an early ask that finds nothing keeps what is in hand") {
+  Wallet w(5);
+  const std::vector<Limit> limits = {hourly(400)};
+  w.credit(limits[0], granted(5, 8, 8), kT0, kT0 + 60);
+  for (int i = 0; i < 6; ++i) {
+    REQUIRE(w.check(limits, kT0).state == Wallet::State::Ready);
+    w.spend(limits);
+  }
+  REQUIRE(w.wants_prefetch(limits[0], kT0));
+  w.credit(limits[0], granted(6, 0, 400), kT0 + 1, kT0 + 61);  // the store is out
+  CHECK(w.holding("hour:bulk")->lease_id == 5);
+  CHECK(w.holding("hour:bulk")->units == 2);
+  CHECK(w.holding("hour:bulk")->used == 400);
+  CHECK_FALSE(w.wants_prefetch(limits[0], kT0 + 1));  // not again before the recheck
+  CHECK(w.hand_backs(kT0 + 1).empty());
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(w.check(limits, kT0 + 2).state == Wallet::State::Ready);
+    w.spend(limits);
+  }
+  const auto got = w.check(limits, kT0 + 2);
+  CHECK(got.state == Wallet::State::Exhausted);  // in hand spent, store out until the recheck
+  CHECK(got.used == 400);
+  CHECK(w.check(limits, kT0 + 6).state == Wallet::State::Refill);
 }
