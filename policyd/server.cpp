@@ -157,6 +157,9 @@ std::string peer_name(const unix_socket::socket&) { return "unix"; }
 
 }  // namespace
 
+// How many times one request may go back to the store for a lease before it is told to retry.
+constexpr int kMaxRefills = 20;
+
 struct Server::Pending {
   const Request* request = nullptr;
   ConnState* conn = nullptr;
@@ -462,10 +465,11 @@ void Server::charge(std::shared_ptr<Pending> p, int attempt) {
     }
     case Wallet::State::Refill: break;
   }
-  if (attempt >= 3) {
-    // Leases keep going stale between grant and use (clock at a day's edge, reloads): answer
-    // as for an unreachable store rather than loop.
-    finish(*p, settings_.dunno_on_store_error ? dunno() : store_failed());
+  if (attempt >= kMaxRefills) {
+    // Every round of leasing gave units to someone (a round that finds nothing is Exhausted),
+    // but never to this request: many connections competing for a small block. Rare; answer
+    // "try again" rather than loop.
+    finish(*p, budget_busy());
     return;
   }
   std::vector<core::Limit> need;

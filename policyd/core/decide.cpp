@@ -77,6 +77,10 @@ Reply store_failed() {
           "store_error"};
 }
 
+Reply budget_busy() {
+  return {Action::Defer, "4.3.0", "rampart: budget busy; try again later", "contention"};
+}
+
 Reply over_limit(const core::StreamSpec& stream, const core::Limit& limit, std::int64_t used,
                  std::string_view op, std::optional<core::UnixTime> reopens_at) {
   Reply r;

@@ -51,6 +51,8 @@ Reply no_mail_domain(std::string_view domain, std::string_view detail);
 Reply dns_failed(std::string_view domain, std::string_view detail);
 // Budget exhausted and the store cannot be reached to lease more.
 Reply store_failed();
+// Leases kept going to other requests before this one could spend a unit: try again.
+Reply budget_busy();
 // Over `limit`: DEFER_IF_PERMIT 4.7.1 or HOLD per the stream's over_cap, naming the limit, the
 // counts, the stream and operator and when it reopens.
 Reply over_limit(const core::StreamSpec& stream, const core::Limit& limit, std::int64_t used,

@@ -6,7 +6,9 @@
 #       may still hold when the requests run out);
 #   (b) a stream's sliding-hour ramp step of 150 (lease block 3): at most 150, at least 147;
 #   (c) after both stop (TERM hands unspent leases back), the shared counters equal exactly what
-#       the fleet accepted, and no lease is left outstanding.
+#       the fleet accepted, and no lease is left outstanding;
+#   (d) PostgreSQL goes away under a running daemon: it keeps spending the budget it holds, then
+#       answers per on_store_error (DEFER_IF_PERMIT 4.3.0) where it would need a new lease.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,6 +38,9 @@ url=$(lab_pg_url)
 today=$(date -u +%F)
 {
   printf '[[stream]]\nname = "fleet"\nports = [25]\ntransport = "out05"\n\n'
+  printf '[[stream]]\nname = "spare"\nports = [2527]\ntransport = "out05"\n'
+  printf 'daily_ceiling = 100000\n\n'
+  printf '[[stream]]\nname = "fresh"\nports = [2528]\ntransport = "out05"\n\n'
   printf '[[stream]]\nname = "ramped"\nports = [2526]\ntransport = "out05"\n'
   printf 'warmup = { start = "%s", count = "calendar", ramp = "r150" }\n\n' "$today"
   printf '[[ramp]]\nname = "r150"\nsteps = [ { day = 0, hourly = %s } ]\n\n' "$HOURLY"
@@ -46,7 +51,7 @@ for host in a b; do
   port=10041
   [[ $host == b ]] && port=10042
   {
-    printf '[store]\nurl = "%s"\n' "$url"
+    printf '[store]\nurl = "%s"\nconnect_timeout = "1s"\n' "$url"
     printf '[policyd]\nlisten = ["inet:127.0.0.1:%s"]\ndns_servers = ["127.0.0.1:53"]\n' "$port"
     printf 'host_id = "host-%s"\n' "$host"
   } >"$LAB_DIR/$host.toml"
@@ -90,6 +95,11 @@ lab_expect_eq $((1200 - cap_ok)) "$(total DEFER_IF_PERMIT "$LAB_DIR/a.out")" \
 within "(a) host a took part" "$(of 127.0.0.1:10041 DUNNO "$LAB_DIR/a.out")" 1 "$CAP"
 within "(a) host b took part" "$(of 127.0.0.1:10042 DUNNO "$LAB_DIR/a.out")" 1 "$CAP"
 
+lab_expect_no_line "$LAB_DIR/policyd-a.log" 'reason=(store_error|contention) ' \
+  "(a) host a deferred only for the cap, never for store trouble or contention"
+lab_expect_no_line "$LAB_DIR/policyd-b.log" 'reason=(store_error|contention) ' \
+  "(a) host b deferred only for the cap, never for store trouble or contention"
+
 # --- (b) the sliding hour ---------------------------------------------------------------------
 hammer "$LAB_DIR/b.out" 400 2526
 hour_ok=$(total DUNNO "$LAB_DIR/b.out")
@@ -108,4 +118,31 @@ lab_expect_eq "$hour_ok" \
   "(c) the shared hour counter equals what the fleet accepted"
 lab_expect_eq 0 "$(psql_q "SELECT COUNT(*) FROM leases WHERE units > 0 AND scope IN ('op:fleet/microsoft', 'hour:ramped')")" \
   "(c) no lease is left outstanding"
+# --- (d) the store goes away ------------------------------------------------------------------
+lab_spawn policyd-a2 "$policyd_bin" --config "$LAB_DIR/a.toml"
+lab_wait_for "$LAB_DIR/policyd-a2.log" '^listening on inet:127\.0\.0\.1:10041$' 10 ||
+  lab_fatal "host a did not start again"
+hammer1() {  # hammer1 OUT REQUESTS SERVER_PORT: host a only, one connection
+  lab_exec python3 "$here/policy_hammer.py" --requests "$2" --connections 1 --server-port "$3" \
+    127.0.0.1:10041 >"$1" 2>&1 || { cat "$1" >&2; lab_fatal "the hammer failed"; }
+}
+hammer1 "$LAB_DIR/d1.out" 10 2527  # stream spare: host a leases a block (100000 / 50, at most 1000)
+lab_expect_eq 10 "$(total DUNNO "$LAB_DIR/d1.out")" "(d) with the store up, stream spare accepts"
+lab_pg_stop
+hammer1 "$LAB_DIR/d2.out" 200 2527
+lab_expect_eq 200 "$(total DUNNO "$LAB_DIR/d2.out")" \
+  "(d) with the store gone, host a keeps spending the block it holds (200 more accepted)"
+hammer1 "$LAB_DIR/d3.out" 20 2528
+lab_expect_eq 20 "$(total DEFER_IF_PERMIT "$LAB_DIR/d3.out")" \
+  "(d) a stream that needs a new lease is deferred (on_store_error = defer)"
+lab_expect_line "$LAB_DIR/d3.out" '^FIRST DEFER_IF_PERMIT DEFER_IF_PERMIT 4\.3\.0 rampart: budget store unavailable; try again later$' \
+  "(d) with 4.3.0 naming the store" "FIRST"
+lab_expect_line "$LAB_DIR/policyd-a2.log" 'warning store\.lease_failed scope=day:fresh ' \
+  "(d) and logged the failed lease" "lease_failed"
+lab_stop policyd-a2
+
+for name in policyd-a policyd-b policyd-a2; do  # an ASan/UBSan build reports into the daemon's log
+  lab_expect_no_line "$LAB_DIR/$name.log" 'Sanitizer|runtime error:|internal error' \
+    "rampart-policyd ($name) logged no sanitizer report or internal error"
+done
 lab_finish

@@ -4,7 +4,8 @@
 Sends REQUESTS policy requests (Postfix 3.7 attributes, protocol_state=RCPT) to each given
 endpoint over CONNECTIONS persistent connections per endpoint, all endpoints at once, one
 request in flight per connection as Postfix does. Prints, per endpoint, `ENDPOINT action count`
-lines (action = first word of the reply), then `TOTAL action count`. Exit 1 on any protocol or
+lines (action = first word of the reply), then `TOTAL action count`, then `FIRST action reply`
+with the first full reply seen for each action. Exit 1 on any protocol or
 connection error. Standard library only.
 """
 import argparse
@@ -27,12 +28,15 @@ def request(i: int, rcpt: str, port: int, client: str) -> bytes:
     return ("".join(f"{k}={v}\n" for k, v in attrs.items()) + "\n").encode()
 
 
-def worker(endpoint, n, first, args, counts, errors, lock):
+first = {}
+
+
+def worker(endpoint, n, start, args, counts, errors, lock):
     host, port = endpoint.rsplit(":", 1)
     try:
         s = socket.create_connection((host, int(port)), timeout=30)
         buf = b""
-        for i in range(first, first + n):
+        for i in range(start, start + n):
             s.sendall(request(i, args.recipient, args.server_port, args.client))
             while b"\n\n" not in buf:
                 chunk = s.recv(4096)
@@ -42,9 +46,11 @@ def worker(endpoint, n, first, args, counts, errors, lock):
             reply, buf = buf.split(b"\n\n", 1)
             if not reply.startswith(b"action="):
                 raise ValueError(f"malformed reply {reply!r}")
-            word = reply[len(b"action="):].split(b" ", 1)[0].decode()
+            text = reply[len(b"action="):].decode(errors="replace")
+            word = text.split(" ", 1)[0]
             with lock:
                 counts[endpoint][word] += 1
+                first.setdefault(word, text)
         s.close()
     except (OSError, ValueError) as e:
         with lock:
@@ -65,8 +71,9 @@ def main() -> int:
     per = a.requests // a.connections
     for e_no, e in enumerate(a.endpoints):
         for c in range(a.connections):
-            first = (e_no * a.connections + c) * per
-            threads.append(threading.Thread(target=worker, args=(e, per, first, a, counts, errors, lock)))
+            start = (e_no * a.connections + c) * per
+            threads.append(threading.Thread(target=worker,
+                                            args=(e, per, start, a, counts, errors, lock)))
     for t in threads:
         t.start()
     for t in threads:
@@ -78,6 +85,8 @@ def main() -> int:
         total.update(counts[e])
     for word, n in sorted(total.items()):
         print(f"TOTAL {word} {n}")
+    for word, text in sorted(first.items()):
+        print(f"FIRST {word} {text}")
     for err in errors:
         print(f"ERROR {err}", file=sys.stderr)
     return 1 if errors else 0

@@ -86,6 +86,8 @@ TEST_CASE("Reply::line: the exact action line for each outcome") {
       {"store down", store_failed(),
        "DEFER_IF_PERMIT 4.3.0 rampart: budget store unavailable; try again later", Action::Defer,
        "store_error"},
+      {"leases taken by others", budget_busy(),
+       "DEFER_IF_PERMIT 4.3.0 rampart: budget busy; try again later", Action::Defer, "contention"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.label);
