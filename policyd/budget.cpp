@@ -135,6 +135,18 @@ void Budget::refresh(bool force, std::function<void(Snapshot)> done) {
 
 void Budget::hand_back(core::UnixTime now) {
   auto backs = wallet_.hand_backs(now);
+  auto refunds = wallet_.refunds();
+  if (!refunds.empty()) {
+    on_worker([this, refunds = std::move(refunds)] {
+      for (const auto& r : refunds) {
+        if (auto u = store_->uncharge(r.scope, r.bucket, r.units); !u) {
+          obs::log(obs::Level::Warning, "store.refund_failed",
+                   fmt::format("scope={} units={} error=\"{}\" effect=\"units stay charged\"",
+                               r.scope, r.units, quoted(u.error().what)));
+        }
+      }
+    });
+  }
   if (backs.empty()) return;
   on_worker([this, backs = std::move(backs)] {
     for (const auto& b : backs) {
@@ -148,6 +160,7 @@ void Budget::hand_back(core::UnixTime now) {
 }
 
 void Budget::drain() {
+  hand_back(0);  // refunds first (hand_backs(0) retires nothing unexpired)
   auto backs = wallet_.take_all();
   std::int64_t units = 0;
   for (const auto& b : backs) units += b.unused;

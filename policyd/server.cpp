@@ -157,6 +157,16 @@ std::string peer_name(const unix_socket::socket&) { return "unix"; }
 
 }  // namespace
 
+void ConnState::charge(std::string scope, std::int64_t lease, std::int64_t bucket) {
+  for (auto& c : charges) {
+    if (c.lease == lease && c.scope == scope) {
+      ++c.units;
+      return;
+    }
+  }
+  charges.push_back({std::move(scope), lease, bucket, 1});
+}
+
 // How many times one request may go back to the store for a lease before it is told to retry.
 constexpr int kMaxRefills = 20;
 
@@ -440,7 +450,8 @@ void Server::charge(std::shared_ptr<Pending> p, int attempt) {
       for (const auto& l : p->limits) {
         auto key = l.scope.key();
         const Holding* h = wallet.holding(key);
-        p->conn->charges.emplace_back(std::move(key), h != nullptr ? h->lease_id : 0);
+        p->conn->charge(std::move(key), h != nullptr ? h->lease_id : 0,
+                        h != nullptr ? h->bucket : 0);
         if (wallet.wants_prefetch(l, now)) ahead.push_back(l);
       }
       if (!ahead.empty()) budget_.prefetch(std::move(ahead));
@@ -456,7 +467,7 @@ void Server::charge(std::shared_ptr<Pending> p, int attempt) {
           over_limit(*p->stream, limit, check.used, p->op != nullptr ? p->op->name : "", when);
       if (reply.action == Action::Hold) {
         // The held message's earlier recipients are charged again on release: refund them now.
-        for (const auto& [key, lease] : p->conn->charges) wallet.refund(key, lease);
+        for (const auto& c : p->conn->charges) wallet.refund(c.scope, c.lease, c.bucket, c.units);
         p->conn->charges.clear();
         p->conn->held = true;
       }

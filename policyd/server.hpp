@@ -39,7 +39,15 @@ struct ServerSettings {
 // `instance`), what was charged for it, and whether it was held.
 struct ConnState {
   std::string instance;
-  std::vector<std::pair<std::string, std::int64_t>> charges;  // scope key, lease id
+  struct Charge {
+    std::string scope;  // scope key
+    std::int64_t lease = 0;
+    std::int64_t bucket = 0;  // the counter row the lease charged
+    std::int64_t units = 0;
+  };
+  // One entry per (scope, lease): bounded by scopes x leases, not by recipients.
+  std::vector<Charge> charges;
+  void charge(std::string scope, std::int64_t lease, std::int64_t bucket);
   bool held = false;
 };
 

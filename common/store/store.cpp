@@ -317,6 +317,17 @@ class SqlStore final : public Store {
     });
   }
 
+  Result<void> uncharge(std::string_view scope, std::int64_t bucket, std::int64_t units) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    if (units <= 0) return {};
+    const std::vector<Value> p{std::string(scope), bucket, units};
+    RAMPART_TRY(rows, sql_->query("UPDATE counters SET used = CASE WHEN used > $3 THEN used - $3 "
+                                  "ELSE 0 END WHERE scope = $1 AND bucket = $2",
+                                  p));
+    (void)rows;
+    return {};
+  }
+
   Result<std::int64_t> sweep_leases(core::UnixTime before) override {
     if (auto r = require_schema(); !r) return tl::unexpected(r.error());
     const Value b{before};

@@ -84,6 +84,11 @@ class Store {
   // Hands back `unused` units of a lease (subtracted from its counter row) and forgets the lease.
   // An unknown id (already returned, or expired and swept) changes nothing.
   [[nodiscard]] virtual Result<void> return_lease(std::int64_t id, std::int64_t unused) = 0;
+  // Takes `units` back off the counter row (scope, bucket), never below 0, whatever lease they
+  // came from: units charged for a message that then went to the hold queue (rampart release
+  // charges them again). A missing row changes nothing.
+  [[nodiscard]] virtual Result<void> uncharge(std::string_view scope, std::int64_t bucket,
+                                              std::int64_t units) = 0;
   // Forgets leases that expired before `before` without being returned (a crashed host): their
   // units stay charged (forfeited). Returns how many were swept.
   [[nodiscard]] virtual Result<std::int64_t> sweep_leases(core::UnixTime before) = 0;

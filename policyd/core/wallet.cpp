@@ -62,17 +62,30 @@ void Wallet::spend(std::span<const core::Limit> limits) {
   }
 }
 
-bool Wallet::refund(const std::string& scope_key, std::int64_t lease_id) {
-  if (lease_id == 0) return false;
+bool Wallet::refund(const std::string& scope_key, std::int64_t lease_id, std::int64_t bucket,
+                    std::int64_t units) {
+  if (lease_id == 0 || units <= 0) return false;
   auto it = holdings_.find(scope_key);
   if (it != holdings_.end() && it->second.lease_id == lease_id) {
-    ++it->second.units;
+    it->second.units += units;
     return true;
   }
-  // The unit's lease is no longer in hand (small limits lease one unit at a time): give the
-  // unit back to the store. A lease the store already forgot changes nothing there.
-  returns_.push_back({lease_id, 1});
+  // The unit's lease is no longer in hand (small limits lease one unit at a time, and a spent
+  // lease is forgotten by the store): take the units off the counter row itself.
+  for (auto& r : refunds_) {
+    if (r.scope == scope_key && r.bucket == bucket) {
+      r.units += units;
+      return false;
+    }
+  }
+  refunds_.push_back({scope_key, bucket, units});
   return false;
+}
+
+std::vector<Refund> Wallet::refunds() {
+  std::vector<Refund> out;
+  out.swap(refunds_);
+  return out;
 }
 
 void Wallet::credit(const core::Limit& limit, const Grant& grant, core::UnixTime now,

@@ -39,6 +39,12 @@ struct HandBack {  // an unspent lease to return to the store
   std::int64_t unused = 0;
 };
 
+struct Refund {  // units to take back off a counter row (their lease is no longer in hand)
+  std::string scope;
+  std::int64_t bucket = 0;
+  std::int64_t units = 0;
+};
+
 class Wallet {
  public:
   enum class State : std::uint8_t {
@@ -60,10 +66,13 @@ class Wallet {
   Check check(std::span<const core::Limit> limits, core::UnixTime now);
   // Spends one unit of every limit; only after check() said Ready at the same `now`.
   void spend(std::span<const core::Limit> limits);
-  // Puts back one unit spent from lease `lease_id` of `scope_key` (a held message is charged
-  // by `rampart release`, not twice): into the holding when it is still that lease (true),
-  // else to the store through hand_backs() as {lease_id, 1} (false). Lease 0: nothing.
-  bool refund(const std::string& scope_key, std::int64_t lease_id);
+  // Puts back `units` spent from lease `lease_id` (charged to counter row `bucket`) of
+  // `scope_key`, so a held message is charged once, by `rampart release`: into the holding when
+  // it is still that lease (true), else to the store through refunds() (false). Lease 0: nothing.
+  bool refund(const std::string& scope_key, std::int64_t lease_id, std::int64_t bucket,
+              std::int64_t units = 1);
+  // Refunds for the store to take off its counters (Store::uncharge), emptying the list.
+  std::vector<Refund> refunds();
   // Whether the next lease for `limit` should be asked for now, before this one runs out: a
   // quarter or less of it is left, or it expires within `margin` seconds. Keeps requests from
   // waiting on the store while the budget lasts.
@@ -87,6 +96,7 @@ class Wallet {
   core::UnixTime recheck_;
   std::unordered_map<std::string, Holding> holdings_;
   std::vector<HandBack> returns_;
+  std::vector<Refund> refunds_;
 };
 
 }  // namespace rampart::policyd

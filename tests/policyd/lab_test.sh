@@ -32,7 +32,7 @@ readonly FROM=news@send.example.net
 readonly INST_PORT=2526 STEADY_PORT=2527 HELD_PORT=2528 POLICY_PORT=10040
 readonly FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 
-lab_require unbound postfix postconf python3 awk
+lab_require unbound postfix postconf python3 awk sqlite3
 [[ -f $FAKETIME_LIB ]] || lab_skip "libfaketime not found ($FAKETIME_LIB; Debian package faketime)"
 policyd_bin=${RAMPART_POLICYD_BIN:-}
 cli_bin=${RAMPART_BIN:-}
@@ -297,6 +297,11 @@ burst e3 "$HELD_PORT" "$LAB_DIR/e3.rcpts"
 held_c=$(awk '$1 == "QUEUED" { print $2 }' "$OUT")
 lab_expect_eq "$(printf '%s\n' "$held_b" "$held_c" | sort | xargs)" "$(held_queue)" \
   "(e) messages 2 and 3 went over the hour and wait in the hold queue"
+# The held messages' accepted recipients (h05, h08) were given back: the hour holds 4, not 6.
+hour_held() { sqlite3 "$LAB_DIR/rampart.db" "SELECT COALESCE(SUM(used), 0) FROM counters WHERE scope = 'hour:held'"; }
+deadline=$((SECONDS + 5))
+while [[ $(hour_held) != 4 ]] && ((SECONDS < deadline)); do sleep 0.1; done
+lab_expect_eq 4 "$(hour_held)" "(e) held messages are not charged: the hour counter holds message 1's 4"
 lab_expect_line "$plog" "rampart-policyd\[[0-9]+\]: $held_b: hold rcpt=<h0[67]@contoso\.example> stream=held operator=microsoft reason=(hourly|held) " \
   "(e) rampart-policyd logged the hold with the queue id" "hold rcpt"
 wait_delivered contoso.example $((base + 4))

@@ -461,6 +461,23 @@ TEST_CASE("store: return_lease gives unused units back; unknown ids are fine") {
   CHECK(counter(*s, "op:bulk/google", day) == 3);
 }
 
+TEST_CASE("store: uncharge takes units off a counter row whatever lease they came from") {
+  Fresh db;
+  auto s = db.migrated();
+  const auto day = core::day_of(kNoon);
+  const auto g = must_lease(*s, day_request("day:held", 10, 5));
+  REQUIRE(g.granted == 5);
+  REQUIRE(s->return_lease(g.id, 0));  // spent out and forgotten
+  auto u = s->uncharge("day:held", day, 2);
+  REQUIRE_MESSAGE(u, u.error().what);
+  CHECK(counter(*s, "day:held", day) == 3);
+  CHECK(s->uncharge("day:held", day, 100));  // never below 0
+  CHECK(counter(*s, "day:held", day) == 0);
+  CHECK(s->uncharge("day:nothing", day, 1));  // no row: nothing happens
+  CHECK(s->uncharge("day:held", day, 0));
+  CHECK(must_lease(*s, day_request("day:held", 10, 20)).granted == 10);
+}
+
 TEST_CASE("store: sweep forgets expired leases and their units stay charged") {
   Fresh db;
   auto s = db.migrated();

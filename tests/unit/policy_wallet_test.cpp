@@ -311,38 +311,53 @@ TEST_CASE("Wallet: a limit of 0 is Exhausted without a lease") {
   }
 }
 
-TEST_CASE("Wallet::refund: into the lease the unit came from, else back to the store") {
+TEST_CASE("Wallet::refund: into the lease the unit came from, else off the store's counter") {
   Wallet w;
   const std::vector<Limit> limits = {hourly(300)};
-  w.credit(limits[0], granted(21, 2, 2), kT0, kT0 + 60);
+  const UnixTime exp = kT0 + 60;
+  w.credit(limits[0], granted(21, 2, 2), kT0, exp);
   REQUIRE(w.check(limits, kT0).state == Wallet::State::Ready);
   w.spend(limits);
   REQUIRE(w.holding("hour:bulk")->units == 1);
+  const std::int64_t bucket = w.holding("hour:bulk")->bucket;
   struct Case {
     std::string_view label;
     std::string key;
     std::int64_t lease;
+    std::int64_t units;
     bool want;
     std::int64_t want_units;
   };
   const Case cases[] = {
-      {"another lease id: to the store", "hour:bulk", 99, false, 1},
-      {"lease id 0: nothing", "hour:bulk", 0, false, 1},
-      {"the same lease", "hour:bulk", 21, true, 2},
+      {"another lease id: off the counter", "hour:bulk", 99, 1, false, 1},
+      {"lease id 0: nothing", "hour:bulk", 0, 1, false, 1},
+      {"the same lease", "hour:bulk", 21, 1, true, 2},
+      {"the same lease, several", "hour:bulk", 21, 3, true, 5},
   };
   for (const auto& c : cases) {
     CAPTURE(c.label);
-    CHECK(w.refund(c.key, c.lease) == c.want);
+    CHECK(w.refund(c.key, c.lease, bucket, c.units) == c.want);
     CHECK(w.holding("hour:bulk")->units == c.want_units);
   }
   CHECK(w.holding("hour:bulk")->used == 2);
-  CHECK(str(w.hand_backs(kT0)) == "99:1");
-  // Once the lease is replaced, its unspent units went back to the store, and so does the unit
-  // refunded to it: never into the new lease.
+  auto refunds = w.refunds();
+  REQUIRE(refunds.size() == 1);
+  CHECK(refunds[0].scope == "hour:bulk");
+  CHECK(refunds[0].bucket == bucket);
+  CHECK(refunds[0].units == 1);
+  CHECK(w.refunds().empty());
+  CHECK(w.hand_backs(kT0).empty());
+  // Once the lease is replaced (its unspent units went back with it), a unit refunded to it
+  // comes off the counter row it was charged to: never into the new lease. Refunds to one row
+  // add up.
   w.credit(limits[0], granted(22, 6, 8), kT0 + 1, kT0 + 61);
-  CHECK_FALSE(w.refund("hour:bulk", 21));
+  CHECK_FALSE(w.refund("hour:bulk", 21, bucket));
+  CHECK_FALSE(w.refund("hour:bulk", 21, bucket, 2));
   CHECK(w.holding("hour:bulk")->units == 6);
-  CHECK(str(w.hand_backs(kT0 + 1)) == "21:1 21:2");
+  CHECK(str(w.hand_backs(kT0 + 1)) == "21:5");
+  refunds = w.refunds();
+  REQUIRE(refunds.size() == 1);
+  CHECK(refunds[0].units == 3);
 }
 
 TEST_CASE("Wallet::take_all: every unspent lease, once") {
