@@ -66,7 +66,7 @@ void Budget::refill(std::vector<core::Limit> limits, std::function<void(bool)> d
                             limit.scope.hourly(),
                             limit.scope.charge_bucket(now, expires),
                             limit.limit,
-                            core::lease_block(limit.limit),
+                            core::lease_block(limit),
                             now,
                             expires,
                             settings_.host};

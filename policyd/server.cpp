@@ -348,12 +348,17 @@ void Server::finish(Pending& p, const Reply& reply) {
     fmt::format_to(std::back_inserter(counter_key_), " limit={}", reply.reason);
   ++counters_[counter_key_];
   if (reply.action != Action::Dunno) {
-    obs::decision(
-        p.env.queue_id, verdict_word(reply.action),
-        fmt::format("rcpt=<{}> stream={} operator={} reason={}{}{} text=\"{}\"",
-                    clean(p.env.recipient), p.stream != nullptr ? p.stream->name : "-",
-                    p.op != nullptr ? p.op->name : "-", reply.reason,
-                    reply.status.empty() ? "" : " status=", reply.status, clean(reply.text)));
+    std::string fields =
+        fmt::format("rcpt=<{}> stream={} operator={} reason={}", clean(p.env.recipient),
+                    p.stream != nullptr ? p.stream->name : "-", p.op != nullptr ? p.op->name : "-",
+                    reply.reason);
+    if (reply.used && reply.max) {
+      fmt::format_to(std::back_inserter(fields), " used={} max={}", *reply.used, *reply.max);
+    }
+    if (!reply.status.empty())
+      fmt::format_to(std::back_inserter(fields), " status={}", reply.status);
+    fmt::format_to(std::back_inserter(fields), " text=\"{}\"", clean(reply.text));
+    obs::decision(p.env.queue_id, verdict_word(reply.action), fields);
   }
   auto done = std::move(p.done);
   done(reply);
@@ -385,8 +390,12 @@ void Server::decide(const Request& request, ConnState& conn,
   if (conn.held && !p->env.instance.empty()) {
     // HOLD is for the whole message: later recipients follow it uncharged; `rampart release`
     // charges them all when it lets the message go.
-    finish(*p, Reply{Action::Hold, "",
-                     "rampart: message held; an earlier recipient was over a limit", "held"});
+    finish(*p, Reply{Action::Hold,
+                     "",
+                     "rampart: message held; an earlier recipient was over a limit",
+                     "held",
+                     {},
+                     {}});
     return;
   }
   if (p->env.domain.empty()) {

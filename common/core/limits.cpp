@@ -135,11 +135,16 @@ LimitSet limits_for(const RuleSet& rules, const StreamSpec& stream, const Operat
   }
   // The day scope is always counted, with or without a ceiling: send-days warm-ups count from
   // it and `rampart caps` shows it. Without a ceiling its limit is kNoLimit.
-  out.limits.push_back({Scope{ScopeKind::StreamDay, stream.name, {}},
-                        LimitKind::DailyCeiling,
-                        stream.daily_ceiling.value_or(kNoLimit),
-                        {},
-                        {}});
+  Limit day{Scope{ScopeKind::StreamDay, stream.name, {}},
+            LimitKind::DailyCeiling,
+            stream.daily_ceiling.value_or(kNoLimit),
+            {},
+            {}};
+  if (stream.warmup && stream.warmup->count == WarmupCount::SendDays) {
+    // A block leased and lost in a crash stays counted: keep it well under min_daily.
+    day.max_block = std::max<std::int64_t>(1, stream.warmup->min_daily / 4);
+  }
+  out.limits.push_back(std::move(day));
   if (op == nullptr) return out;
 
   Scope op_scope{ScopeKind::OperatorDay, stream.name, op->name};
@@ -189,6 +194,11 @@ LimitSet limits_for(const RuleSet& rules, const StreamSpec& stream, const Operat
 
 std::int64_t lease_block(std::int64_t limit) {
   return std::clamp<std::int64_t>(limit / 50, 1, 1000);
+}
+
+std::int64_t lease_block(const Limit& limit) {
+  const std::int64_t block = lease_block(limit.limit);
+  return limit.max_block > 0 ? std::min(block, limit.max_block) : block;
 }
 
 std::optional<UnixTime> reopens(const Limit& limit, std::span<const Bucket> minutes, UnixTime now) {

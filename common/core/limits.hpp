@@ -116,6 +116,9 @@ struct Limit {
   std::int64_t limit = 0;         // recipients per window; 0 = nothing passes (gate, pause)
   std::string detail;             // gate: "until warm-up day 30"; back-off: its reason
   std::optional<UnixTime> lifts;  // gate/back-off/pause: when it stops applying, when known
+  // Largest lease block for this limit, 0 = lease_block(limit) alone. Set on the day scope of a
+  // send-days stream: a crashed host's forfeited block must not make a quiet day a send-day.
+  std::int64_t max_block = 0;
 };
 
 struct LimitSet {
@@ -138,6 +141,8 @@ LimitSet limits_for(const RuleSet& rules, const StreamSpec& stream, const Operat
 // Lease sizing: how many units a daemon asks for at once for a limit. Small limits lease one at a
 // time; large ones a fiftieth, at most 1000. A crashed host forfeits at most this per scope.
 std::int64_t lease_block(std::int64_t limit);
+// lease_block(limit.limit), no larger than limit.max_block when that is set.
+std::int64_t lease_block(const Limit& limit);
 // What the shared counter can give: min(want, limit - used), never negative.
 constexpr std::int64_t grant(std::int64_t limit, std::int64_t used, std::int64_t want) {
   const std::int64_t room = limit - used;

@@ -55,36 +55,47 @@ std::string_view verdict_word(Action a) {
 Reply dunno() { return {}; }
 
 Reply null_mx(std::string_view domain) {
-  return {Action::Reject, "5.1.10",
+  return {Action::Reject,
+          "5.1.10",
           fmt::format("rampart: recipient domain {} accepts no mail (null MX, RFC 7505)", domain),
-          "null_mx"};
+          "null_mx",
+          {},
+          {}};
 }
 
 Reply no_mail_domain(std::string_view domain, std::string_view detail) {
-  return {Action::Reject, "5.1.2",
+  return {Action::Reject,
+          "5.1.2",
           fmt::format("rampart: recipient domain {} has no mail host ({})", domain, detail),
-          "no_mail_domain"};
+          "no_mail_domain",
+          {},
+          {}};
 }
 
 Reply dns_failed(std::string_view domain, std::string_view detail) {
-  return {Action::Defer, "4.4.3",
+  return {Action::Defer,
+          "4.4.3",
           fmt::format("rampart: MX lookup for {} failed ({}); try again later", domain, detail),
-          "dns_error"};
+          "dns_error",
+          {},
+          {}};
 }
 
 Reply store_failed() {
   return {Action::Defer, "4.3.0", "rampart: budget store unavailable; try again later",
-          "store_error"};
+          "store_error", {},      {}};
 }
 
 Reply budget_busy() {
-  return {Action::Defer, "4.3.0", "rampart: budget busy; try again later", "contention"};
+  return {Action::Defer, "4.3.0", "rampart: budget busy; try again later", "contention", {}, {}};
 }
 
 Reply over_limit(const core::StreamSpec& stream, const core::Limit& limit, std::int64_t used,
                  std::string_view op, std::optional<core::UnixTime> reopens_at) {
   Reply r;
   r.reason = std::string(core::to_string(limit.kind));
+  r.used = used;
+  r.max = limit.limit;
   r.text = core::over_limit_text(limit, used, op, reopens_at);
   if (stream.over_cap == core::OverCap::Hold) {
     r.action = Action::Hold;

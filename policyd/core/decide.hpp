@@ -34,9 +34,11 @@ enum class Action : std::uint8_t {
 
 struct Reply {
   Action action = Action::Dunno;
-  std::string status;  // enhanced status code, "" for DUNNO and HOLD
-  std::string text;    // "rampart: ..."
-  std::string reason;  // the log's `limit=` / `reason=` value ("cap", "null_mx", ...)
+  std::string status;                // enhanced status code, "" for DUNNO and HOLD
+  std::string text;                  // "rampart: ..."
+  std::string reason;                // the log's `limit=` / `reason=` value ("cap", "null_mx", ...)
+  std::optional<std::int64_t> used;  // over a limit: its use and its size, for the log
+  std::optional<std::int64_t> max;
   // The policy action line without "action=": "DEFER_IF_PERMIT 4.7.1 rampart: ...".
   std::string line() const;
 };

@@ -664,6 +664,33 @@ TEST_CASE("lease_block: one at a time for small limits, a fiftieth, at most 1000
   }
 }
 
+TEST_CASE("lease_block: a send-days stream leases its day in blocks under min_daily") {
+  const auto rs = rules();
+  const UnixTime now = (*Date::parse(kStart)).days * kDaySeconds + 12 * 3600;
+  struct Case {
+    std::string_view label;
+    std::string_view stream;
+    std::int64_t want_max_block;
+    std::int64_t want_block;
+  };
+  const Case cases[] = {
+      {"send-days (min_daily 50): at most 12 at a time", "warm", 12, 12},
+      {"calendar: a fiftieth of the ceiling", "bulk", 0, 80},
+      {"calendar, no ceiling: counting only, 1000 at a time", "noceil", 0, 1000},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.label);
+    const auto set = limits_for(*rs, *rs->stream(c.stream), nullptr, {}, {}, now);
+    const Limit* day = nullptr;
+    for (const auto& l : set.limits) {
+      if (l.scope.kind == ScopeKind::StreamDay) day = &l;
+    }
+    REQUIRE(day != nullptr);
+    CHECK(day->max_block == c.want_max_block);
+    CHECK(lease_block(*day) == c.want_block);
+  }
+}
+
 TEST_CASE("grant: min(want, limit - used), never negative") {
   struct Case {
     std::string_view label;

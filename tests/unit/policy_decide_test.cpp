@@ -97,6 +97,13 @@ TEST_CASE("Reply::line: the exact action line for each outcome") {
     // One line, always: what format_reply sends is "action=<line>\n\n".
     CHECK(format_reply(c.reply.line()) == "action=" + std::string(c.want_line) + "\n\n");
   }
+  // Over a limit, the log line gets the counts as fields too; other replies have none.
+  const auto over =
+      over_limit(defer, op_limit(core::LimitKind::Cap, 120), 117, "google", kTomorrow);
+  CHECK(over.used == 117);
+  CHECK(over.max == 120);
+  CHECK_FALSE(null_mx("nomail.example").used.has_value());
+  CHECK_FALSE(store_failed().max.has_value());
 }
 
 TEST_CASE("over_limit: a limit from limits_for, named with its reopen time") {
