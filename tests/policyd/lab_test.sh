@@ -16,6 +16,8 @@
 #   (e) over_cap = "hold": stream "held" (5/hour): the messages that do not fit wait in the hold
 #       queue (their earlier recipients uncharged); `rampart release` keeps them while the hour
 #       is full and delivers them, all or nothing, never over 5, once it reopens.
+#   (f) the unix socket answers too; a `rules apply` is picked up by the rules_version poll, and
+#       SIGHUP reloads at once.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -163,7 +165,7 @@ cat >"$LAB_DIR/rampart.toml" <<EOF
 [store]
 url = "sqlite://$LAB_DIR/rampart.db"
 [policyd]
-listen = ["inet:127.0.0.1:$POLICY_PORT"]
+listen = ["inet:127.0.0.1:$POLICY_PORT", "unix:$LAB_DIR/policy.sock"]
 dns_servers = ["127.0.0.1:53"]
 rules_poll_interval = "1s"
 [sidecar]
@@ -324,6 +326,41 @@ held_d=$(awk '$1 == "QUEUED" { print $2 }' "$OUT")
 lab_expect_eq "${held_d:-none}" "$(held_queue)" \
   "(e) the released mail was charged: the hour is full again and the next message is held"
 set_clock "+0"
+
+# --- (f) the unix socket; reloads ---------------------------------------------------------------
+reply=$(python3 - "$LAB_DIR/policy.sock" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b"request=smtpd_access_policy\nprotocol_state=RCPT\nserver_port=2526\n"
+          b"client_address=192.0.2.25\nsender=news@send.example.net\nrecipient=u1@fabrikam.example\n"
+          b"instance=f1\n\n")
+buf = b""
+while not buf.endswith(b"\n\n"):
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    buf += chunk
+print(buf.decode().strip())
+PY
+)
+lab_expect_eq "action=DEFER_IF_PERMIT 4.7.1 rampart: gate (0/0) for stream inst operator google (until warm-up day 30); reopens $(date -u -d "$today +30 days" +%F)T00:00:00Z" \
+  "$reply" "(f) the unix socket answers (the Google gate of stream inst)"
+loads=$(grep -c 'rules\.loaded' "$plog" || true)
+sed 's/hourly = 40 }/hourly = 45 }/' "$LAB_DIR/rules.toml" >"$LAB_DIR/rules2.toml"
+"$cli_bin" --config "$LAB_DIR/rampart.toml" rules apply "$LAB_DIR/rules2.toml" >"$LAB_DIR/rules-apply2.log" 2>&1 ||
+  { cat "$LAB_DIR/rules-apply2.log" >&2; lab_fatal "rules apply failed"; }
+if lab_wait_for "$plog" 'info rules\.loaded version=2$' 5; then
+  lab_pass "(f) a rules apply is picked up within the poll interval (version 2)"
+else
+  lab_fail "(f) a rules apply is picked up within the poll interval (version 2)"
+fi
+kill -HUP "$(lab_pid policyd3)"
+lab_wait_count "$plog" 'rules\.loaded' $((loads + 2)) 5 || true
+lab_expect_line "$plog" 'info rules\.reload_requested signal=HUP' "(f) SIGHUP asks for a reload" "reload"
+lab_expect_eq $((loads + 2)) "$(grep -c 'rules\.loaded' "$plog" || true)" "(f) and reloads at once"
+lab_expect_eq 1 "$(lab_pid policyd3 | xargs -I{} sh -c 'kill -0 {} && echo 1')" "(f) still running after SIGHUP"
 
 for name in policyd policyd2 policyd3; do  # an ASan/UBSan build reports into the daemon's log
   lab_expect_no_line "$LAB_DIR/$name.log" 'Sanitizer|runtime error:|internal error' \
