@@ -151,18 +151,13 @@ int main(int argc, char** argv) {
 
     store::OpenOptions opts{cfg.duration("store", "connect_timeout"),
                             cfg.duration("store", "busy_timeout")};
-    auto opened = store::open(cfg.string("store", "url"), opts);
+    auto opened = store::open_migrated(cfg.string("store", "url"), opts);
     if (!opened) {
       obs::log(obs::Level::Error, "store.open_failed",
                fmt::format("error=\"{}\"", opened.error().what));
       return exit_code(opened.error().code);
     }
     auto& store = **opened;
-    if (auto m = store.migrate(); !m) {
-      obs::log(obs::Level::Error, "store.migrate_failed",
-               fmt::format("error=\"{}\"", m.error().what));
-      return exit_code(m.error().code);
-    }
     std::int64_t version = -1;
     if (!load_rules(store, version)) return 75;  // nothing to serve from yet: let systemd retry
     Stamps stamps;

@@ -6,15 +6,10 @@
 
 #include <fmt/format.h>
 
+#include "obs/clock.hpp"
 #include "obs/log.hpp"
 
 namespace rampart::policyd {
-
-core::UnixTime now_utc() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 namespace {
 std::string quoted(std::string_view s) {
@@ -30,7 +25,7 @@ Budget::Budget(boost::asio::io_context& io, std::unique_ptr<store::Store> store,
 Budget::~Budget() { worker_.join(); }
 
 void Budget::refill(std::vector<core::Limit> limits, std::function<void(bool)> done) {
-  const core::UnixTime now = now_utc();
+  const core::UnixTime now = obs::now_utc();
   if (now < store_down_until_) {
     done(false);
     return;
@@ -79,7 +74,7 @@ void Budget::refill(std::vector<core::Limit> limits, std::function<void(bool)> d
           wallet_.credit(limit, Grant{got->id, got->granted, got->used, std::move(got->window)},
                          req.now, req.expires);
         } else {
-          store_down_until_ = now_utc() + settings_.store_retry.count();
+          store_down_until_ = obs::now_utc() + settings_.store_retry.count();
           obs::log(obs::Level::Warning, "store.lease_failed",
                    fmt::format("scope={} error=\"{}\"", key, quoted(got.error().what)));
         }
@@ -102,7 +97,7 @@ void Budget::prefetch(std::vector<core::Limit> limits) {
 void Budget::refresh(bool force, std::function<void(Snapshot)> done) {
   on_worker([this, force, done = std::move(done)]() mutable {
     Snapshot snap;
-    const core::UnixTime now = now_utc();
+    const core::UnixTime now = obs::now_utc();
     auto v = store_->rules_version();
     if (!v) {
       snap.error = v.error().what;

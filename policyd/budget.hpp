@@ -18,6 +18,7 @@
 
 #include "core/limits.hpp"
 #include "core/ruleset.hpp"
+#include "obs/clock.hpp"
 #include "policyd/core/wallet.hpp"
 #include "store/store.hpp"
 
@@ -80,6 +81,6 @@ class Budget {
   std::int64_t seen_version_ = -1;  // worker thread only
 };
 
-core::UnixTime now_utc();
+using obs::now_utc;
 
 }  // namespace rampart::policyd

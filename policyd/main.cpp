@@ -65,16 +65,11 @@ int main(int argc, char** argv) {
 
     store::OpenOptions opts{cfg.duration("store", "connect_timeout"),
                             cfg.duration("store", "busy_timeout")};
-    auto opened = store::open(cfg.string("store", "url"), opts);
+    auto opened = store::open_migrated(cfg.string("store", "url"), opts);
     if (!opened) {
       obs::log(obs::Level::Error, "store.open_failed",
                fmt::format("error=\"{}\"", opened.error().what));
       return exit_code(opened.error().code);
-    }
-    if (auto m = (*opened)->migrate(); !m) {
-      obs::log(obs::Level::Error, "store.migrate_failed",
-               fmt::format("error=\"{}\"", m.error().what));
-      return exit_code(m.error().code);
     }
 
     asio::io_context io(1);

@@ -608,6 +608,20 @@ class SqlStore final : public Store {
 
 }  // namespace
 
+Result<std::unique_ptr<Store>> open_migrated(std::string_view url, const OpenOptions& options) {
+  RAMPART_TRY(store, open(url, options));
+  if (auto m = store->migrate(); !m) {
+    return fail(m.error().code, "migrating the store schema: " + m.error().what);
+  }
+  return store;
+}
+
+Result<std::shared_ptr<const core::RuleSet>> load_ruleset(Store& store) {
+  RAMPART_TRY(version, store.rules_version());
+  RAMPART_TRY(spec, store.load_rules());
+  return core::RuleSet::compile(std::move(spec), version.version);
+}
+
 int latest_schema_version() {
   int v = 0;
   for (const auto& m : migrations("sqlite")) v = std::max(v, m.version);

@@ -13,6 +13,7 @@
 #include "core/limits.hpp"
 #include "core/result.hpp"
 #include "core/rules.hpp"
+#include "core/ruleset.hpp"
 
 namespace rampart::store {
 
@@ -109,6 +110,14 @@ class Store {
   // Back-offs still active at `now` (until > now); every stored one when now is 0.
   [[nodiscard]] virtual Result<std::vector<core::Backoff>> backoffs(core::UnixTime now) = 0;
 };
+
+// open(), then migrate(): what a daemon does at start. The error names the step that failed.
+[[nodiscard]] Result<std::unique_ptr<Store>> open_migrated(std::string_view url,
+                                                           const OpenOptions& options = {});
+
+// The rules in the store, compiled (core::RuleSet::compile) and stamped with their
+// rules_version: what every program serves or reports from.
+[[nodiscard]] Result<std::shared_ptr<const core::RuleSet>> load_ruleset(Store& store);
 
 // The schema version this build knows (the newest migration it carries).
 int latest_schema_version();

@@ -13,6 +13,7 @@
 #include "commands/context.hpp"
 #include "config/config.hpp"
 #include "core/limits.hpp"
+#include "obs/clock.hpp"
 #include "rules/writer.hpp"
 
 namespace rampart::sidecar {
@@ -47,11 +48,7 @@ int help(std::string_view text) {
 
 bool is_help(const std::string& a) { return a == "--help" || a == "-h"; }
 
-core::UnixTime now_utc() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using obs::now_utc;
 
 // "0.5" -> 500: one optional integer digit (0 or 1), up to three decimals; (0, 1] only.
 std::optional<std::int64_t> parse_factor(std::string_view s) {

@@ -16,6 +16,7 @@
 #include "core/limits.hpp"
 #include "core/release.hpp"
 #include "core/ruleset.hpp"
+#include "obs/clock.hpp"
 #include "rules/writer.hpp"
 
 namespace rampart::sidecar {
@@ -33,11 +34,7 @@ constexpr std::string_view kUsage =
     "  --stream S        only stream S\n"
     "  --format FORMAT   table (default) or json (one object per stream; see rampart(8))";
 
-core::UnixTime now_utc() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using obs::now_utc;
 
 std::string json_str(std::string_view s) { return rules::json_quote(s); }
 std::string json_time(std::optional<core::UnixTime> t) {
@@ -298,11 +295,7 @@ int cmd_caps(const Context& ctx, const Args& args) {
   auto st = ctx.open_store();
   if (!st) return report(st.error());
   auto& store = **st;
-  auto version = store.rules_version();
-  if (!version) return report(version.error());
-  auto spec = store.load_rules();
-  if (!spec) return report(spec.error());
-  auto compiled = core::RuleSet::compile(std::move(*spec), version->version);
+  auto compiled = store::load_ruleset(store);
   if (!compiled) return report(compiled.error());
   const core::RuleSet& rules = **compiled;
   if (only && rules.stream(*only) == nullptr) {

@@ -34,6 +34,7 @@
 #include "core/ruleset.hpp"
 #include "core/text.hpp"
 #include "dns/resolver.hpp"
+#include "obs/clock.hpp"
 #include "rules/writer.hpp"
 
 extern char** environ;  // NOLINT: POSIX, for posix_spawn
@@ -63,11 +64,7 @@ constexpr std::string_view kUsage =
 
 constexpr std::int64_t kLeaseSeconds = 60;  // a release lease is spent within the run
 
-core::UnixTime now_utc() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using obs::now_utc;
 
 // --- running Postfix's tools -------------------------------------------------------------------
 
@@ -676,11 +673,7 @@ int cmd_release(const Context& ctx, const Args& args) {
   auto st = ctx.open_store();
   if (!st) return report(st.error());
   auto& store = **st;
-  auto version = store.rules_version();
-  if (!version) return report(version.error());
-  auto spec = store.load_rules();
-  if (!spec) return report(spec.error());
-  auto rules = core::RuleSet::compile(std::move(*spec), version->version);
+  auto rules = store::load_ruleset(store);
   if (!rules) return report(rules.error());
 
   // The hold queue, oldest first (postqueue -j: Postfix 3.1+; works with Postfix stopped too).
