@@ -121,9 +121,12 @@ int main(int argc, char** argv) {
       budget.drain();
       return 75;  // nothing to serve from yet: let systemd retry
     }
-    obs::log(
-        obs::Level::Info, "rules.loaded",
-        fmt::format("version={} streams={}", server.rules_version(), server.has_rules() ? 1 : 0));
+    obs::log(obs::Level::Info, "rules.loaded",
+             fmt::format("version={} streams={}", server.rules_version(), server.streams()));
+    if (server.rules_version() == 0) {
+      obs::log(obs::Level::Warning, "rules.none",
+               "effect=\"every request gets DUNNO until rules are applied (rampart rules apply)\"");
+    }
     if (auto l = server.listen(); !l) {
       obs::log(obs::Level::Error, "policyd.listen_failed",
                fmt::format("error=\"{}\"", l.error().what));
@@ -152,7 +155,7 @@ int main(int argc, char** argv) {
         const bool backoffs_changed = server.apply(std::move(snap));
         if (changed || force) {
           obs::log(obs::Level::Info, "rules.loaded",
-                   fmt::format("version={}", server.rules_version()));
+                   fmt::format("version={} streams={}", server.rules_version(), server.streams()));
         }
         if (backoffs_changed) {
           obs::log(obs::Level::Info, "backoffs.loaded",

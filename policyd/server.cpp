@@ -252,10 +252,18 @@ Result<void> Server::listen() {
         if (host.size() > 1 && host.front() == '[' && host.back() == ']')
           host = host.substr(1, host.size() - 2);
         boost::system::error_code ec;
-        const auto addr = asio::ip::make_address(host, ec);
-        if (ec)
-          return fail(Errc::Config,
-                      fmt::format("listen {:?}: {:?} is not an IP address", ep, host));
+        auto addr = asio::ip::make_address(host, ec);
+        if (ec) {
+          // A host name (inet:localhost:10040, as Postfix allows): its first address, once, at
+          // start.
+          tcp::resolver resolver(io_);
+          const auto found = resolver.resolve(host, "", ec);
+          if (ec || found.empty()) {
+            return fail(Errc::Config, fmt::format("listen {:?}: cannot resolve {:?}: {}", ep, host,
+                                                  ec ? ec.message() : "no address"));
+          }
+          addr = found.begin()->endpoint().address();
+        }
         const auto port = static_cast<unsigned short>(std::stoul(rest.substr(colon + 1)));
         auto acceptor = std::make_shared<tcp::acceptor>(io_);
         const tcp::endpoint endpoint(addr, port);

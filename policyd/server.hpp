@@ -69,6 +69,7 @@ class Server {
   bool apply(Snapshot snap);
   std::size_t backoffs() const { return backoffs_.size(); }
   bool has_rules() const { return rules_ != nullptr; }
+  std::size_t streams() const { return rules_ != nullptr ? rules_->spec().streams.size() : 0; }
   std::int64_t rules_version() const { return version_; }
 
   // One request, answered through `done` (now or later, always exactly once).

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -40,7 +42,7 @@ constexpr Setting settings_table[] = {
     {"policyd", "log_level", Type::String, R"("info")", "least severe log level written: error, warning, info or debug", Check::LogLevel},
     {"policyd", "idle_timeout", Type::Duration, R"("300s")", "how long a policy connection may stay idle before it is closed", Check::Positive},
     {"policyd", "rules_poll_interval", Type::Duration, R"("10s")", "how often the store's rules_version is checked for a rule change to reload", Check::Positive},
-    {"policyd", "dns_servers", Type::StringList, R"([])", "DNS servers for MX lookups, as IP or IP:PORT ([v6]:PORT); empty: the system resolver (/etc/resolv.conf)", Check::None},
+    {"policyd", "dns_servers", Type::StringList, R"([])", "DNS servers for MX lookups, as IP or IP:PORT ([v6]:PORT); empty: the system resolver (/etc/resolv.conf)", Check::DnsServers},
     {"policyd", "dns_timeout", Type::Duration, R"("2s")", "longest wait for one MX lookup before on_dns_error applies", Check::Positive},
     {"policyd", "on_dns_error", Type::String, R"("defer")", "what to answer when the recipient domain's MX lookup times out or fails: defer (DEFER_IF_PERMIT 4.4.3) or dunno (only the stream's own limits apply)", Check::OneOf, "defer|dunno"},
     {"policyd", "on_store_error", Type::String, R"("defer")", "what to answer when a budget is spent and the store cannot be reached to lease more: defer (DEFER_IF_PERMIT 4.3.0) or dunno (accept uncounted)", Check::OneOf, "defer|dunno"},
@@ -220,6 +222,33 @@ std::optional<std::string> check_policyd_listen(std::string_view v) {
   return check_host(host);
 }
 
+// A DNS server: an IP address (v4 or v6), optionally with :PORT (IPv6 then in brackets).
+std::optional<std::string> check_dns_server(std::string_view v) {
+  std::string_view host = v;
+  std::optional<std::string_view> port;
+  if (v.starts_with('[')) {
+    const auto close = v.find(']');
+    if (close == std::string_view::npos) return std::string("missing ]");
+    host = v.substr(1, close - 1);
+    const auto rest = v.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') return std::string("expected :PORT after ]");
+      port = rest.substr(1);
+    }
+  } else if (std::count(v.begin(), v.end(), ':') == 1) {
+    const auto colon = v.find(':');
+    host = v.substr(0, colon);
+    port = v.substr(colon + 1);
+  }
+  const std::string h(host);
+  unsigned char buf[sizeof(struct in6_addr)];
+  if (inet_pton(AF_INET, h.c_str(), buf) != 1 && inet_pton(AF_INET6, h.c_str(), buf) != 1) {
+    return fmt::format("{:?} is not an IP address (a DNS server is given by address)", h);
+  }
+  if (port) return check_port(*port);
+  return std::nullopt;
+}
+
 // The reason value fails s.check, or nothing. value holds the alternative for s.type.
 std::optional<std::string> check_value(const Setting& s, const Config::Value& value) {
   switch (s.check) {
@@ -270,6 +299,14 @@ std::optional<std::string> check_value(const Setting& s, const Config::Value& va
       std::string want(s.choices);
       std::replace(want.begin(), want.end(), '|', ',');
       return fmt::format("bad value {:?}: expected one of {}", *v, want);
+    }
+    case Check::DnsServers: {
+      const auto* v = std::get_if<std::vector<std::string>>(&value);
+      if (v == nullptr) return std::nullopt;
+      for (const auto& e : *v) {
+        if (auto why = check_dns_server(e)) return fmt::format("bad server {:?}: {}", e, *why);
+      }
+      return std::nullopt;
     }
     case Check::PolicydListen: {
       const auto* v = std::get_if<std::vector<std::string>>(&value);
@@ -389,6 +426,7 @@ bool check_fits(Check check, Type type) {
     case Check::OneOf: return type == Type::String;
     case Check::Positive: return type == Type::Duration || type == Type::Integer;
     case Check::PolicydListen: return type == Type::StringList;
+    case Check::DnsServers: return type == Type::StringList;
   }
   return false;
 }

@@ -34,6 +34,7 @@ enum class Check : std::uint8_t {
   StoreUrl,       // sqlite:///path, postgresql://... or postgres://...
   MilterListen,   // libmilter notation: inet:PORT@HOST, inet6:PORT@HOST or unix:/path
   PolicydListen,  // non-empty list of Postfix notation: inet:HOST:PORT or unix:/path
+  DnsServers,     // list of IP addresses, each with an optional :PORT ([v6]:PORT)
   OneOf,          // string must be one of Setting::choices ("a|b|c")
 };
 

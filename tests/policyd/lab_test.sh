@@ -351,7 +351,7 @@ loads=$(grep -c 'rules\.loaded' "$plog" || true)
 sed 's/hourly = 40 }/hourly = 45 }/' "$LAB_DIR/rules.toml" >"$LAB_DIR/rules2.toml"
 "$cli_bin" --config "$LAB_DIR/rampart.toml" rules apply "$LAB_DIR/rules2.toml" >"$LAB_DIR/rules-apply2.log" 2>&1 ||
   { cat "$LAB_DIR/rules-apply2.log" >&2; lab_fatal "rules apply failed"; }
-if lab_wait_for "$plog" 'info rules\.loaded version=2$' 5; then
+if lab_wait_for "$plog" 'info rules\.loaded version=2 streams=4$' 5; then
   lab_pass "(f) a rules apply is picked up within the poll interval (version 2)"
 else
   lab_fail "(f) a rules apply is picked up within the poll interval (version 2)"

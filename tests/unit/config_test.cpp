@@ -174,13 +174,16 @@ TEST_CASE("parse: durations and lists") {
       "[store]\nconnect_timeout = \"250ms\"\nbusy_timeout = \"0s\"\n"
       "[policyd]\nidle_timeout = \"5m\"\n"
       "listen = [\"inet:127.0.0.1:10040\", \"inet:[::1]:10040\", \"inet:localhost:0\", "
-      "\"unix:/p.sock\"]\n");
+      "\"unix:/p.sock\"]\n"
+      "dns_servers = [\"127.0.0.1\", \"127.0.0.1:5353\", \"[::1]:53\", \"::1\"]\n");
   CHECK(got.duration("store", "connect_timeout") == 250ms);
   CHECK(got.duration("store", "busy_timeout") == 0ms);
   CHECK(got.duration("policyd", "idle_timeout") == 5min);
   CHECK(got.list("policyd", "listen") ==
         std::vector<std::string>{"inet:127.0.0.1:10040", "inet:[::1]:10040", "inet:localhost:0",
                                  "unix:/p.sock"});
+  CHECK(got.list("policyd", "dns_servers") ==
+        std::vector<std::string>{"127.0.0.1", "127.0.0.1:5353", "[::1]:53", "::1"});
   CHECK(got.is_set("store", "busy_timeout"));
   CHECK_FALSE(got.is_set("store", "url"));
   CHECK(got.duration("policyd", "rules_poll_interval") == 10s);  // untouched default
@@ -234,6 +237,13 @@ TEST_CASE("parse: errors are config errors naming file:line and the key") {
       {"duration got float", "[policyd]\nidle_timeout = 1.5\n",
        R"(rampart.toml:2: [policyd] idle_timeout: expected a duration string such as "300s", got floating-point number)",
        true},
+      {"dns server by name", "[policyd]\ndns_servers = [\"ns1.example.net\"]\n",
+       R"(rampart.toml:2: [policyd] dns_servers: bad server "ns1.example.net": "ns1.example.net" is not an IP address (a DNS server is given by address))",
+       true},
+      {"dns server bad port", "[policyd]\ndns_servers = [\"127.0.0.1:99999\"]\n",
+       "rampart.toml:2: [policyd] dns_servers: bad server \"127.0.0.1:99999\"", false},
+      {"dns server v6 with port needs brackets", "[policyd]\ndns_servers = [\"[::1:53\"]\n",
+       R"(rampart.toml:2: [policyd] dns_servers: bad server "[::1:53": missing ])", true},
       {"list got string", "[policyd]\nlisten = \"unix:/p.sock\"\n",
        "rampart.toml:2: [policyd] listen: expected a list of strings, got string", true},
       {"list element got integer", "[policyd]\nlisten = [\n  \"unix:/p.sock\",\n  5,\n]\n",
