@@ -10,7 +10,8 @@
 #   (b) incident 3: on stream "inst" (warm-up day 0) recipients at Google-hosted domains, by MX
 #       (gmail-like and a vanity domain on Google Workspace), are gated with 450 4.7.1 naming the
 #       gate; the Microsoft-hosted one is accepted and delivered.
-#   (c) DNS: a null MX domain gets 5.1.10, a domain that does not exist 5.1.2.
+#   (c) DNS: a null MX domain gets 5.1.10, a domain that does not exist 5.1.2, a domain whose DNS
+#       never answers 4.4.3 after dns_timeout.
 #   (d) restart mid-burst: stream "steady" (40/hour): 25 accepted, rampart-policyd stopped (TERM)
 #       and started again, 25 more give exactly 15; killed (KILL) and started again, nothing more.
 #   (e) over_cap = "hold": stream "held" (5/hour): the messages that do not fit wait in the hold
@@ -97,6 +98,7 @@ lab_dns_mx clinic.example 5 "alt1.$GOOGLE_MX"
 lab_dns_a "$GOOGLE_MX" "$GOOGLE_MX_IP"
 lab_dns_a "alt1.$GOOGLE_MX" "$GOOGLE_MX_IP"
 lab_dns_null_mx nomail.example
+lab_dns_drop dead.example  # its DNS server never answers
 lab_mx_start "$MS_MX_IP" 25 "" --hostname "$MS_MX"
 lab_mx_start "$GOOGLE_MX_IP" 25 "" --hostname "$GOOGLE_MX"
 lab_dns_start
@@ -167,6 +169,7 @@ url = "sqlite://$LAB_DIR/rampart.db"
 [policyd]
 listen = ["inet:127.0.0.1:$POLICY_PORT", "unix:$LAB_DIR/policy.sock"]
 dns_servers = ["127.0.0.1:53"]
+dns_timeout = "700ms"
 rules_poll_interval = "1s"
 [sidecar]
 postfix_config_dir = "$LAB_DIR/postfix/etc"
@@ -246,8 +249,10 @@ wait_delivered contoso.example 2001
 lab_expect_eq 1 "$(delivered contoso.example | grep -c '^m1@' || true)" "(b) and delivered"
 
 # --- (c) DNS verdicts -------------------------------------------------------------------------
-printf '%s\n' x@nomail.example y@nosuch.example >"$LAB_DIR/c.rcpts"
+printf '%s\n' x@nomail.example y@nosuch.example z@dead.example >"$LAB_DIR/c.rcpts"
 burst c 25 "$LAB_DIR/c.rcpts"
+lab_expect_line "$OUT" '^RCPT z@dead\.example 450 4\.4\.3 .*rampart: MX lookup for dead\.example failed \(timed out after 700 ms\); try again later$' \
+  "(c) a domain whose DNS does not answer is deferred with 4.4.3 after dns_timeout" "^RCPT z@"
 # rampart-policyd answers 5.1.10 (RFC 7505); Postfix 3.7's smtpd_dsn_fix() knows no X.1.10 and
 # turns it into 5.1.0 on the wire, so the 5.1.10 is checked in rampart-policyd's own log.
 lab_expect_line "$OUT" '^RCPT x@nomail\.example 5[0-9][0-9] 5\.1\.(10|0) .*rampart: recipient domain nomail\.example accepts no mail \(null MX, RFC 7505\)$' \
