@@ -200,30 +200,31 @@ void Server::detach(SessionBase* s) {
   }
 }
 
+template <class Socket>
+void Server::admit(Socket socket) {
+  if (draining_) {
+    socket.close();
+  } else if (sessions_.size() >= settings_.max_connections) {
+    // Over the bound: close at once (Postfix then uses its default action) and say so, at most
+    // once per thousand refusals so a flood does not flood the log too.
+    if (refused_connections_++ % 1000 == 0) {
+      obs::log(obs::Level::Warning, "policyd.too_many_connections",
+               fmt::format("max_connections={} refused={}", settings_.max_connections,
+                           refused_connections_));
+    }
+    socket.close();
+  } else {
+    std::string peer = peer_name(socket);
+    std::make_shared<Session<Socket>>(*this, std::move(socket), std::move(peer))->start();
+  }
+}
+
 template <class Acceptor>
 void Server::accept(std::shared_ptr<Acceptor> acceptor) {
   acceptor->async_accept([this, acceptor](boost::system::error_code ec,
                                           typename Acceptor::protocol_type::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
-    if (!ec) {
-      if (draining_) {
-        socket.close();
-      } else if (sessions_.size() >= settings_.max_connections) {
-        // Over the bound: close at once (Postfix then uses its default action) and say so,
-        // at most once per thousand refusals so a flood does not flood the log too.
-        if (refused_connections_++ % 1000 == 0) {
-          obs::log(obs::Level::Warning, "policyd.too_many_connections",
-                   fmt::format("max_connections={} refused={}", settings_.max_connections,
-                               refused_connections_));
-        }
-        socket.close();
-      } else {
-        std::string peer = peer_name(socket);
-        std::make_shared<Session<typename Acceptor::protocol_type::socket>>(
-            *this, std::move(socket), std::move(peer))
-            ->start();
-      }
-    } else {
+    if (ec) {
       // EMFILE and friends: the connection stays queued, so accepting again at once would spin
       // and log tens of thousands of lines a second. Log once per thousand failures and try
       // again in 100 ms (a closing session may have freed a descriptor by then).
@@ -235,6 +236,15 @@ void Server::accept(std::shared_ptr<Acceptor> acceptor) {
       auto retry = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(100));
       retry->async_wait([this, acceptor, retry](boost::system::error_code) { accept(acceptor); });
       return;
+    }
+    admit(std::move(socket));
+    // Take the rest of a burst now: one accept per trip through the event loop starves new
+    // connections behind a thousand busy ones (measured: 2,000 connecting at once waited up to
+    // 0.75 s). Bounded, so a flood cannot starve the sessions either.
+    acceptor->non_blocking(true, ec);
+    for (int i = 0; i < 256 && !ec; ++i) {
+      auto more = acceptor->accept(ec);
+      if (!ec) admit(std::move(more));
     }
     accept(acceptor);
   });

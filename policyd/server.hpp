@@ -91,6 +91,8 @@ class Server {
   void finish(Pending& p, const Reply& reply);
   template <class Acceptor>
   void accept(std::shared_ptr<Acceptor> acceptor);
+  template <class Socket>
+  void admit(Socket socket);
 
   boost::asio::io_context& io_;
   ServerSettings settings_;
