@@ -1,0 +1,541 @@
+// Postfix syslog line parser: see line.hpp. Pure; every scan is a bounded forward pass over the
+// line's bytes, nothing allocates.
+#include "maillog/line.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace rampart::maillog {
+
+std::string_view to_string(Kind k) {
+  switch (k) {
+    case Kind::Delivery: return "delivery";
+    case Kind::MessageExpired: return "message_expired";
+    case Kind::BindFailure: return "bind_failure";
+    case Kind::ConnectFailure: return "connect_failure";
+    case Kind::OtherPostfix: return "other_postfix";
+    case Kind::NotPostfix: return "not_postfix";
+    case Kind::Malformed: return "malformed";
+  }
+  return "?";
+}
+
+std::string_view to_string(Status s) {
+  switch (s) {
+    case Status::Sent: return "sent";
+    case Status::Deferred: return "deferred";
+    case Status::Bounced: return "bounced";
+    case Status::Expired: return "expired";
+    case Status::Other: return "other";
+  }
+  return "?";
+}
+
+std::string_view to_string(Hop h) {
+  switch (h) {
+    case Hop::Remote: return "remote";
+    case Hop::Loopback: return "loopback";
+    case Hop::Local: return "local";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_upper_hex(char c) { return is_digit(c) || (c >= 'A' && c <= 'F'); }
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+// `n` decimal digits at s[pos], or -1.
+int digits(std::string_view s, std::size_t pos, std::size_t n) {
+  if (pos + n > s.size()) return -1;
+  int v = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const char c = s[pos + i];
+    if (!is_digit(c)) return -1;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2 ? 1 : 0;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3U : 9U)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+// The civil year of a day number (inverse of the above, year only).
+constexpr std::int64_t year_of_day(std::int64_t z) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  return static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
+}
+
+constexpr bool leap(std::int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+constexpr int days_in_month(std::int64_t y, int m) {
+  constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && leap(y) ? 29 : kDays[m - 1];
+}
+
+// "HH:MM:SS" at s[pos] -> seconds of the day, or -1.
+std::int64_t parse_hms(std::string_view s, std::size_t pos) {
+  const int h = digits(s, pos, 2);
+  const int mi = digits(s, pos + 3, 2);
+  const int se = digits(s, pos + 6, 2);
+  if (h < 0 || mi < 0 || se < 0 || s[pos + 2] != ':' || s[pos + 5] != ':') return -1;
+  if (h > 23 || mi > 59 || se > 60) return -1;  // 60: a leap second, as syslog may write it
+  return std::int64_t{h} * 3600 + mi * 60 + se;
+}
+
+std::string_view unbracket(std::string_view v) {
+  if (v.size() >= 2 && v.front() == '<' && v.back() == '>') return v.substr(1, v.size() - 2);
+  return v;
+}
+
+std::optional<double> to_double(std::string_view s) {
+  double v = 0;
+  const auto* end = s.data() + s.size();
+  const auto [p, ec] = std::from_chars(s.data(), end, v);
+  if (ec != std::errc{} || p != end || v < 0) return std::nullopt;
+  return v;
+}
+
+std::optional<std::uint16_t> to_port(std::string_view s) {
+  unsigned v = 0;
+  const auto* end = s.data() + s.size();
+  const auto [p, ec] = std::from_chars(s.data(), end, v);
+  if (ec != std::errc{} || p != end || s.empty() || v > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(v);
+}
+
+// "host[ip]:port" (port optional), else the whole thing is the host.
+struct Endpoint {
+  std::string_view host, ip;
+  std::uint16_t port = 0;
+  bool bracketed = false;
+};
+Endpoint split_endpoint(std::string_view v) {
+  Endpoint e;
+  e.host = v;
+  const auto open = v.find('[');
+  if (open == std::string_view::npos) return e;
+  const auto close = v.find(']', open);
+  if (close == std::string_view::npos) return e;
+  e.host = v.substr(0, open);
+  e.ip = v.substr(open + 1, close - open - 1);
+  e.bracketed = true;
+  const auto rest = v.substr(close + 1);
+  if (rest.size() > 1 && rest.front() == ':') e.port = to_port(rest.substr(1)).value_or(0);
+  return e;
+}
+
+// Services whose deliveries never leave the host.
+bool local_service(std::string_view service) {
+  return service == "local" || service == "virtual" || service == "pipe" || service == "error" ||
+         service == "retry" || service == "discard";
+}
+
+bool postfix_daemon(std::string_view s) {
+  constexpr std::string_view kDaemons[] = {
+      "smtp",       "lmtp",     "smtpd",           "cleanup",        "qmgr",
+      "oqmgr",      "pickup",   "local",           "virtual",        "pipe",
+      "error",      "retry",    "discard",         "bounce",         "defer",
+      "trace",      "verify",   "flush",           "proxymap",       "spawn",
+      "scache",     "showq",    "anvil",           "tlsmgr",         "tlsproxy",
+      "postscreen", "dnsblog",  "master",          "postfix-script", "postsuper",
+      "postdrop",   "sendmail", "trivial-rewrite", "qmqpd",          "postlog",
+      "postqueue",  "postmap",  "postmulti",       "lmtpd"};
+  return std::find(std::begin(kDaemons), std::end(kDaemons), s) != std::end(kDaemons);
+}
+
+// Reply code "550" or "550-" / "550 " at the start of `s`; enhanced status after it.
+struct Reply {
+  std::string_view code, enhanced;
+};
+Reply parse_reply(std::string_view s) {
+  Reply r;
+  if (s.size() < 3 || s[0] < '2' || s[0] > '5' || !is_digit(s[1]) || !is_digit(s[2])) return r;
+  if (s.size() > 3 && s[3] != ' ' && s[3] != '-') return r;
+  r.code = s.substr(0, 3);
+  std::size_t pos = 3;
+  while (pos < s.size() && (s[pos] == ' ' || s[pos] == '-')) ++pos;
+  // RFC 3463: class "." subject (1-3 digits) "." detail (1-3 digits), same class as the code.
+  std::size_t end = pos;
+  if (end < s.size() && s[end] == s[0]) {
+    ++end;
+    for (int part = 0; part < 2; ++part) {
+      if (end >= s.size() || s[end] != '.') return r;
+      ++end;
+      std::size_t n = 0;
+      while (end < s.size() && is_digit(s[end]) && n < 4) ++end, ++n;
+      if (n == 0 || n > 3) return r;
+    }
+    if (end == s.size() || s[end] == ' ' || s[end] == ',' || s[end] == ';')
+      r.enhanced = s.substr(pos, end - pos);
+  }
+  return r;
+}
+
+constexpr std::string_view kWhyNoTo = "delivery record without to=";
+
+}  // namespace
+
+bool is_loopback(std::string_view ip) {
+  if (starts_with(ip, "::ffff:")) ip.remove_prefix(7);
+  if (ip == "::1") return true;
+  if (!starts_with(ip, "127.")) return false;
+  // The rest must be an IPv4 address: three more dotted decimal parts.
+  int dots = 0;
+  for (char c : ip) {
+    if (c == '.')
+      ++dots;
+    else if (!is_digit(c))
+      return false;
+  }
+  return dots == 3;
+}
+
+bool is_queue_id(std::string_view s) {
+  if (s.size() >= 6 && std::all_of(s.begin(), s.end(), is_upper_hex)) return true;
+  // enable_long_queue_ids (global/mail_queue.h): seconds (base 52, 6+ chars) and microseconds
+  // (base 52, 4 chars) over the vowel-free alphabet [0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z], then the
+  // separator 'z' (the last one), then the inode number in base 51 (no 'z').
+  const auto sep = s.rfind('z');
+  if (sep == std::string_view::npos || sep < 10 || sep + 1 >= s.size()) return false;
+  constexpr std::string_view kSafe = "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz";
+  return std::all_of(s.begin(), s.end(),
+                     [&](char c) { return kSafe.find(c) != std::string_view::npos; });
+}
+
+std::optional<core::UnixTime> parse_classic_stamp(std::string_view s, const Clock& clock,
+                                                  std::size_t& consumed) {
+  constexpr std::string_view kMonths = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  if (s.size() < 14) return std::nullopt;
+  const auto mpos = kMonths.find(s.substr(0, 3));
+  if (mpos == std::string_view::npos || mpos % 3 != 0 || s[3] != ' ') return std::nullopt;
+  const int month = static_cast<int>(mpos / 3) + 1;
+  std::size_t pos = 4;
+  if (s[pos] == ' ') ++pos;  // "Jun  9": day padded with a space
+  int day = digits(s, pos, 2);
+  if (day >= 0) {
+    pos += 2;
+  } else {
+    day = digits(s, pos, 1);
+    if (day < 0) return std::nullopt;
+    pos += 1;
+  }
+  if (pos >= s.size() || s[pos] != ' ') return std::nullopt;
+  ++pos;
+  if (pos + 8 > s.size()) return std::nullopt;
+  const auto secs = parse_hms(s, pos);
+  if (secs < 0 || day < 1 || day > 31) return std::nullopt;
+  consumed = pos + 8;
+  // The latest year that puts the stamp at most a day after the reference: a log read in
+  // January holding December lines gets last year's. Feb 29 walks back to a leap year.
+  const core::UnixTime local_ref = clock.reference + clock.utc_offset;
+  const auto ref_year = year_of_day(core::day_of(local_ref));
+  for (auto y = ref_year + 1; y > ref_year - 8; --y) {
+    if (day > days_in_month(y, month)) continue;
+    const core::UnixTime local =
+        days_from_civil(y, static_cast<unsigned>(month), static_cast<unsigned>(day)) *
+            core::kDaySeconds +
+        secs;
+    if (local <= local_ref + core::kDaySeconds) return local - clock.utc_offset;
+  }
+  return std::nullopt;
+}
+
+std::optional<core::UnixTime> parse_rfc3339_stamp(std::string_view s, const Clock& clock,
+                                                  std::size_t& consumed) {
+  if (s.size() < 19) return std::nullopt;
+  const int y = digits(s, 0, 4);
+  const int mo = digits(s, 5, 2);
+  const int d = digits(s, 8, 2);
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || s[4] != '-' || s[7] != '-') return std::nullopt;
+  if (d > days_in_month(y, mo)) return std::nullopt;
+  if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return std::nullopt;
+  const auto secs = parse_hms(s, 11);
+  if (secs < 0) return std::nullopt;
+  std::size_t pos = 19;
+  if (pos < s.size() && (s[pos] == '.' || s[pos] == ',')) {
+    ++pos;
+    const auto start = pos;
+    while (pos < s.size() && is_digit(s[pos])) ++pos;
+    if (pos == start) return std::nullopt;
+  }
+  std::int64_t offset = clock.utc_offset;  // no zone: local time, like classic stamps
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    offset = 0;
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    const int oh = digits(s, pos + 1, 2);
+    std::size_t mpos = pos + 3;
+    if (mpos < s.size() && s[mpos] == ':') ++mpos;
+    const int om = digits(s, mpos, 2);
+    if (oh < 0 || om < 0 || oh > 23 || om > 59) return std::nullopt;
+    offset = (s[pos] == '-' ? -1 : 1) * (std::int64_t{oh} * 3600 + om * 60);
+    pos = mpos + 2;
+  }
+  consumed = pos;
+  const auto local =
+      days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * core::kDaySeconds +
+      secs;
+  return local - offset;
+}
+
+std::optional<Delivery> parse_delivery(std::string_view message, std::string_view service,
+                                       std::string_view* why) {
+  const auto fail = [&](std::string_view reason) -> std::optional<Delivery> {
+    if (why != nullptr) *why = reason;
+    return std::nullopt;
+  };
+  Delivery d;
+  const auto colon = message.find(": ");
+  // In front of "to=" the queue id is unambiguous, so any alphanumeric token is taken: log
+  // generators and hand-written samples use ids Postfix itself never would ("FGHIJ67890").
+  const auto qid = message.substr(0, colon == std::string_view::npos ? 0 : colon);
+  if (qid.size() < 5 || qid.size() > 32 || !std::all_of(qid.begin(), qid.end(), [](char c) {
+        return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+      }))
+    return fail("delivery record without a queue id");
+  d.queue_id = message.substr(0, colon);
+  std::string_view rest = message.substr(colon + 2);
+  bool have_to = false;
+  bool have_status = false;
+  // `name=value, name=value, ..., status=word (text)`. Unknown names (tls=, conn_use=, newer
+  // Postfix additions) are skipped wherever they appear.
+  while (!rest.empty()) {
+    const auto eq = rest.find('=');
+    if (eq == std::string_view::npos || eq == 0) return fail("delivery field without '='");
+    const auto name = rest.substr(0, eq);
+    if (!std::all_of(name.begin(), name.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; }))
+      return fail("bad delivery field name");
+    rest.remove_prefix(eq + 1);
+    if (name == "status") {
+      const auto end = rest.find_first_of(" ,");
+      d.status_word = rest.substr(0, end);
+      rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end);
+      while (!rest.empty() && (rest.front() == ' ' || rest.front() == ',')) rest.remove_prefix(1);
+      if (!rest.empty() && rest.front() == '(') {
+        if (rest.back() == ')') {
+          d.text = rest.substr(1, rest.size() - 2);
+        } else {
+          d.text = rest.substr(1);
+          d.text_truncated = true;
+        }
+      } else {
+        d.text = rest;
+      }
+      have_status = true;
+      break;
+    }
+    std::string_view value;
+    if (!rest.empty() && rest.front() == '<') {
+      // An address may hold ", " inside a quoted local part; "<...>, " ends it.
+      auto end = rest.find(">, ");
+      if (end == std::string_view::npos) return fail("delivery field address without '>, '");
+      value = rest.substr(1, end - 1);
+      rest.remove_prefix(end + 3);
+    } else {
+      const auto end = rest.find(", ");
+      if (end == std::string_view::npos) return fail("delivery record without status=");
+      value = rest.substr(0, end);
+      rest.remove_prefix(end + 2);
+    }
+    if (name == "to") {
+      d.recipient = unbracket(value);
+      have_to = true;
+    } else if (name == "orig_to") {
+      d.orig_to = unbracket(value);
+    } else if (name == "relay") {
+      d.relay = value;
+      const auto e = split_endpoint(value);
+      d.relay_host = e.host;
+      d.relay_ip = e.ip;
+      d.relay_port = e.port;
+    } else if (name == "delay") {
+      d.delay = to_double(value).value_or(-1);
+    } else if (name == "delays") {
+      std::string_view v = value;
+      for (std::size_t i = 0; i < 4 && !v.empty(); ++i) {
+        const auto slash = v.find('/');
+        d.delays[i] = to_double(v.substr(0, slash)).value_or(-1);
+        v = slash == std::string_view::npos ? std::string_view{} : v.substr(slash + 1);
+      }
+    } else if (name == "dsn") {
+      d.dsn = value;
+    }
+  }
+  if (!have_to) return fail(kWhyNoTo);
+  if (!have_status) return fail("delivery record without status=");
+  if (d.status_word == "sent") {
+    d.status = Status::Sent;
+  } else if (d.status_word == "deferred") {
+    d.status = Status::Deferred;
+  } else if (d.status_word == "bounced") {
+    d.status = Status::Bounced;
+  } else if (d.status_word == "expired") {
+    d.status = Status::Expired;
+  }
+
+  // The remote reply: "host X[IP] said: 550-5.7.1 ..." or "... refused to talk to me: 554 ...";
+  // a sent record's text is the reply itself ("250 2.0.0 Ok: queued as ...").
+  std::string_view reply = d.text;
+  for (std::string_view marker :
+       {std::string_view{" said: "}, std::string_view{" refused to talk to me: "}}) {
+    const auto at = d.text.find(marker);
+    if (at == std::string_view::npos) continue;
+    reply = d.text.substr(at + marker.size());
+    auto who = d.text.substr(0, at);
+    if (starts_with(who, "host ")) d.remote_host = split_endpoint(who.substr(5)).host;
+    break;
+  }
+  const auto r = parse_reply(reply);
+  d.reply_code = r.code;
+  d.enhanced_status = r.enhanced.empty() ? d.dsn : r.enhanced;
+  d.status_from_reply = !r.enhanced.empty();
+
+  if (local_service(service)) {
+    d.hop = Hop::Local;
+  } else if (d.relay == "none" || d.relay.empty()) {
+    d.hop = Hop::Remote;  // no connection was made: still a remote destination's outcome
+  } else if (d.relay_ip.empty()) {
+    d.hop = Hop::Local;  // relay=local, relay=dovecot (a pipe transport), relay=virtual
+  } else if (is_loopback(d.relay_ip) || d.relay_ip.find('/') != std::string_view::npos) {
+    d.hop = Hop::Loopback;  // content filter (amavis on 127.0.0.1:10024) or LMTP on a socket
+  } else {
+    d.hop = Hop::Remote;
+  }
+  return d;
+}
+
+ParsedLine parse_line(std::string_view line, const Clock& clock) {
+  ParsedLine out;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  const auto malformed = [&](std::string_view why) {
+    out.kind = Kind::Malformed;
+    out.why = why;
+    return out;
+  };
+
+  std::size_t used = 0;
+  auto t = parse_rfc3339_stamp(line, clock, used);
+  if (!t) t = parse_classic_stamp(line, clock, used);
+  if (!t) return malformed("no timestamp");
+  Header& h = out.header;
+  h.time = *t;
+  std::string_view rest = line.substr(used);
+  if (rest.empty() || rest.front() != ' ') return malformed("no host");
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  const auto sp = rest.find(' ');
+  if (sp == std::string_view::npos || sp == 0) return malformed("no host");
+  h.host = rest.substr(0, sp);
+  rest.remove_prefix(sp + 1);
+
+  // The tag: "program[pid]: " or "program: ".
+  const auto tag_end = rest.find(": ");
+  const auto tag = rest.substr(0, tag_end);
+  if (tag.empty() || tag.find(' ') != std::string_view::npos) return malformed("no program tag");
+  h.message = tag_end == std::string_view::npos ? std::string_view{} : rest.substr(tag_end + 2);
+  h.program = tag;
+  if (tag.back() == ']') {
+    const auto open = tag.rfind('[');
+    if (open == std::string_view::npos || open == 0) return malformed("bad pid in program tag");
+    const auto pid_text = tag.substr(open + 1, tag.size() - open - 2);
+    std::uint32_t pid = 0;
+    const auto [p, ec] = std::from_chars(pid_text.data(), pid_text.data() + pid_text.size(), pid);
+    if (ec != std::errc{} || p != pid_text.data() + pid_text.size())
+      return malformed("bad pid in program tag");
+    h.pid = pid;
+    h.program = tag.substr(0, open);
+  }
+  if (tag_end == std::string_view::npos) return malformed("no message after program tag");
+
+  const auto slash = h.program.rfind('/');
+  if (slash != std::string_view::npos && slash > 0 && slash + 1 < h.program.size()) {
+    const auto service = h.program.substr(slash + 1);
+    if (starts_with(h.program, "postfix") || postfix_daemon(service)) {
+      h.postfix = true;
+      h.syslog_name = h.program.substr(0, slash);
+      h.service = service;
+    }
+  }
+  if (!h.postfix) {
+    out.kind = Kind::NotPostfix;
+    return out;
+  }
+
+  std::string_view msg = h.message;
+  const auto colon = msg.find(": ");
+  if (colon != std::string_view::npos && colon < 64 && msg.substr(colon + 2, 3) == "to=") {
+    std::string_view why;
+    out.delivery = parse_delivery(msg, h.service, &why);
+    if (!out.delivery) return malformed(why);
+    out.queue_id = out.delivery->queue_id;
+    out.kind = Kind::Delivery;
+    return out;
+  }
+  if (colon != std::string_view::npos && is_queue_id(msg.substr(0, colon)))
+    out.queue_id = msg.substr(0, colon);
+  const auto body = out.queue_id.empty() ? msg : msg.substr(colon + 2);
+
+  if (!out.queue_id.empty() && starts_with(body, "from=") &&
+      (body.find(", status=expired") != std::string_view::npos ||
+       body.find(", status=force-expired") != std::string_view::npos)) {
+    out.kind = Kind::MessageExpired;
+    return out;
+  }
+  // smtp_connect.c: msg_warn("%s: bind %s: %m", myname, bind_addr).
+  if (out.queue_id.empty() && starts_with(body, "warning: ")) {
+    auto w = body.substr(9);
+    const auto fn_end = w.find(": bind ");
+    if (fn_end != std::string_view::npos &&
+        w.substr(0, fn_end).find(' ') == std::string_view::npos) {
+      w.remove_prefix(fn_end + 7);
+      const auto addr_end = w.find(": ");
+      if (addr_end != std::string_view::npos && addr_end > 0) {
+        Failure f;
+        f.address = w.substr(0, addr_end);
+        f.reason = w.substr(addr_end + 2);
+        f.cannot_assign = starts_with(f.reason, "Cannot assign requested address");
+        out.failure = f;
+        out.kind = Kind::BindFailure;
+        return out;
+      }
+    }
+  }
+  // smtp_connect.c: "connect to %s[%s]:%d: %s" (EADDRNOTAVAIL when the bind address is gone
+  // and the kernel cannot pick a source).
+  if (starts_with(body, "connect to ")) {
+    const auto target = body.substr(11);
+    const auto end = target.find(": ");
+    if (end != std::string_view::npos) {
+      const auto e = split_endpoint(target.substr(0, end));
+      Failure f;
+      f.queue_id = out.queue_id;
+      f.host = e.host;
+      f.address = e.ip;
+      f.port = e.port;
+      f.reason = target.substr(end + 2);
+      f.cannot_assign = starts_with(f.reason, "Cannot assign requested address");
+      out.failure = f;
+      out.kind = Kind::ConnectFailure;
+      return out;
+    }
+  }
+  out.kind = Kind::OtherPostfix;
+  return out;
+}
+
+}  // namespace rampart::maillog

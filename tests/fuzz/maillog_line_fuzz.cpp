@@ -1,0 +1,56 @@
+// libFuzzer harness for the Postfix log line parser: arbitrary bytes as one log line, with the
+// reference time taken from the first bytes. Must never crash, hang or throw, and every view it
+// returns must point into the line; a Delivery always carries its record, a failure kind its
+// Failure, and Malformed a reason.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+#include "maillog/line.hpp"
+
+namespace {
+
+std::string_view g_line;
+
+void inside(std::string_view v) {
+  if (v.empty()) return;
+  if (v.data() < g_line.data() || v.data() + v.size() > g_line.data() + g_line.size()) std::abort();
+}
+
+void check_delivery(const rampart::maillog::Delivery& d) {
+  for (auto v : {d.queue_id, d.recipient, d.orig_to, d.relay, d.relay_host, d.relay_ip, d.dsn,
+                 d.status_word, d.text, d.reply_code, d.enhanced_status, d.remote_host}) {
+    inside(v);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace rampart::maillog;
+  std::int64_t ref = 1767225600;  // 2026-01-01T00:00:00Z, shifted by the first bytes
+  if (size >= 4) {
+    std::uint32_t shift = 0;
+    std::memcpy(&shift, data, 4);
+    ref += static_cast<std::int64_t>(shift) - (std::int64_t{1} << 31);
+  }
+  g_line = std::string_view(reinterpret_cast<const char*>(data), size);
+  const Clock clock{ref, 3600};
+  const auto p = parse_line(g_line, clock);
+  const auto& h = p.header;
+  for (auto v : {h.host, h.program, h.syslog_name, h.service, h.message, p.queue_id}) inside(v);
+  if (p.kind == Kind::Delivery) {
+    if (!p.delivery) std::abort();
+    check_delivery(*p.delivery);
+  }
+  if ((p.kind == Kind::BindFailure || p.kind == Kind::ConnectFailure) && !p.failure) std::abort();
+  if (p.failure) {
+    for (auto v : {p.failure->queue_id, p.failure->address, p.failure->host, p.failure->reason})
+      inside(v);
+  }
+  if (p.kind == Kind::Malformed && p.why.empty()) std::abort();
+  if (const auto d = parse_delivery(g_line, "smtp")) check_delivery(*d);
+  return 0;
+}

@@ -1,0 +1,477 @@
+// The Postfix log line parser (sidecar/maillog/line.hpp): stamps and year inference, program
+// tags, queue ids, delivery records and their reply codes, hops, bind/connect failures, bad input.
+// Lines are written here with documentation addresses and domains. Pure.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "core/limits.hpp"
+#include "maillog/line.hpp"
+
+using namespace rampart;
+using namespace rampart::maillog;
+
+namespace {
+
+// 2026-06-09T12:00:00Z
+constexpr core::UnixTime kJune9Noon = 1781006400;
+
+constexpr Clock kUtc{kJune9Noon, 0};
+
+}  // namespace
+
+TEST_CASE("parse_line: timestamps, classic and RFC 3339, in UTC seconds") {
+  struct Case {
+    const char* label;
+    std::string stamp;
+    Clock clock;
+    const char* want;  // format_utc() of the result
+  };
+  const Case cases[] = {
+      {"classic, padded day", "Jun  9 08:50:20", kUtc, "2026-06-09T08:50:20Z"},
+      {"classic, two-digit day",
+       "Jun 19 08:50:20",
+       {kJune9Noon + 10 * 86400, 0},
+       "2026-06-19T08:50:20Z"},
+      {"classic, unpadded day", "Jun 9 08:50:20", kUtc, "2026-06-09T08:50:20Z"},
+      {"classic, local time east of UTC",
+       "Jun  9 08:50:20",
+       {kJune9Noon, 7200},
+       "2026-06-09T06:50:20Z"},
+      {"classic, up to a day ahead of the reference stays this year", "Jun 10 11:00:00", kUtc,
+       "2026-06-10T11:00:00Z"},
+      {"classic, more than a day ahead is last year", "Jun 11 08:00:00", kUtc,
+       "2025-06-11T08:00:00Z"},
+      {"classic, December read in January rolls back",
+       "Dec 31 23:59:59",
+       {1767225600 /* 2026-01-01T00:00:00Z */ + 3600, 0},
+       "2025-12-31T23:59:59Z"},
+      {"classic, January read in January",
+       "Jan  1 00:30:00",
+       {1767225600 + 3600, 0},
+       "2026-01-01T00:30:00Z"},
+      {"classic, Feb 29 walks back to a leap year", "Feb 29 10:00:00", kUtc,
+       "2024-02-29T10:00:00Z"},
+      {"rfc3339, microseconds and offset", "2026-06-09T08:50:20.123456+02:00", kUtc,
+       "2026-06-09T06:50:20Z"},
+      {"rfc3339, Z", "2026-06-09T08:50:20Z", kUtc, "2026-06-09T08:50:20Z"},
+      {"rfc3339, milliseconds, negative offset", "2026-06-09T08:50:20.000-05:30", kUtc,
+       "2026-06-09T14:20:20Z"},
+      {"rfc3339, no fraction, +00:00", "2026-06-09T08:50:20+00:00", kUtc, "2026-06-09T08:50:20Z"},
+      {"rfc3339, crossing midnight backwards", "2026-01-01T00:10:00+01:00", kUtc,
+       "2025-12-31T23:10:00Z"},
+      {"iso-like, space and no zone: clock offset",
+       "2026-06-09 08:50:20",
+       {kJune9Noon, 3600},
+       "2026-06-09T07:50:20Z"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.label);
+    const auto line = c.stamp + " mx1 postfix/qmgr[42]: 4F1A2B3C5D: removed";
+    const auto got = parse_line(line, c.clock);
+    REQUIRE(got.kind == Kind::OtherPostfix);
+    CHECK(core::format_utc(got.header.time) == c.want);
+    CHECK(got.header.host == "mx1");
+  }
+}
+
+TEST_CASE("parse_line: bad timestamps are Malformed, never guessed") {
+  const char* lines[] = {
+      "",
+      "Jnu  9 08:50:20 mx1 postfix/qmgr[1]: x",
+      "Jun 32 08:50:20 mx1 postfix/qmgr[1]: x",
+      "Jun  9 24:00:00 mx1 postfix/qmgr[1]: x",
+      "Jun  9 08:5:20 mx1 postfix/qmgr[1]: x",
+      "2026-02-30T08:50:20Z mx1 postfix/qmgr[1]: x",
+      "2026-06-09T08:50:20.Z mx1 postfix/qmgr[1]: x",
+      "2026-06-09T08:50:20+2:00 mx1 postfix/qmgr[1]: x",
+      "2026-13-09T08:50:20Z mx1 postfix/qmgr[1]: x",
+  };
+  for (const auto* l : lines) {
+    CAPTURE(l);
+    const auto got = parse_line(l, kUtc);
+    CHECK(got.kind == Kind::Malformed);
+    CHECK(got.why == "no timestamp");
+  }
+}
+
+TEST_CASE("parse_line: program tags split into syslog_name, service and pid") {
+  struct Case {
+    const char* label;
+    const char* tag;
+    Kind want_kind;
+    const char* want_program;
+    const char* want_syslog_name;
+    const char* want_service;
+    bool want_pid;
+  };
+  const Case cases[] = {
+      {"stock", "postfix/smtp[123]", Kind::OtherPostfix, "postfix/smtp", "postfix", "smtp", true},
+      {"per-transport", "postfix/out05/smtp[123]", Kind::OtherPostfix, "postfix/out05/smtp",
+       "postfix/out05", "smtp", true},
+      {"multi-instance", "postfix-out/smtp[123]", Kind::OtherPostfix, "postfix-out/smtp",
+       "postfix-out", "smtp", true},
+      {"per-stream", "postfix/hcout1/smtp[123]", Kind::OtherPostfix, "postfix/hcout1/smtp",
+       "postfix/hcout1", "smtp", true},
+      {"odd syslog_name, known daemon", "mta/cleanup[123]", Kind::OtherPostfix, "mta/cleanup",
+       "mta", "cleanup", true},
+      {"no pid", "postfix/postfix-script", Kind::OtherPostfix, "postfix/postfix-script", "postfix",
+       "postfix-script", false},
+      {"opendkim", "opendkim[77]", Kind::NotPostfix, "opendkim", "", "", true},
+      {"rampart-milter", "rampart-milter[78]", Kind::NotPostfix, "rampart-milter", "", "", true},
+      {"bare postfix", "postfix[79]", Kind::NotPostfix, "postfix", "", "", true},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.label);
+    const auto line = std::string("Jun  9 08:50:20 mx1 ") + c.tag + ": hello: world";
+    const auto got = parse_line(line, kUtc);
+    CHECK(got.kind == c.want_kind);
+    CHECK(got.header.program == c.want_program);
+    CHECK(got.header.syslog_name == c.want_syslog_name);
+    CHECK(got.header.service == c.want_service);
+    CHECK(got.header.pid.has_value() == c.want_pid);
+    CHECK(got.header.message == "hello: world");
+  }
+  const auto dkim = parse_line(
+      "Jun  9 08:50:20 mx1 opendkim[77]: 4F1A2B3C5D: DKIM-Signature field added (s=s1, "
+      "d=send.example.com)",
+      kUtc);
+  CHECK(dkim.kind == Kind::NotPostfix);
+  CHECK(dkim.header.pid == 77U);
+  CHECK(dkim.header.message == "4F1A2B3C5D: DKIM-Signature field added (s=s1, d=send.example.com)");
+}
+
+TEST_CASE("is_queue_id: short hex, long base-52 with a 'z' separator, nothing else") {
+  struct Case {
+    const char* id;
+    bool want;
+  };
+  const Case cases[] = {
+      {"4F1A2B3C5D", true},
+      {"0F5383D", true},
+      {"3E29030F8637E", true},
+      {"4PbC4x469Jz3tBr", true},
+      {"4PcV4K5tFpz3tG5", true},
+      {"4PbzC4x469Jz3tBr", true},
+      {"NOQUEUE", false},
+      {"4f1a2b3c5d", false},
+      {"ABCDE", false},
+      {"4PbC4x469Jz", false},
+      {"4PbC4z3tBr", false},
+      {"4PbCax469Jz3tBr", false},
+      {"", false},
+      {"warning", false},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.id);
+    CHECK(is_queue_id(c.id) == c.want);
+  }
+}
+
+TEST_CASE("parse_line: delivery records, field by field") {
+  struct Case {
+    const char* label;
+    const char* line;
+    Status want_status;
+    Hop want_hop;
+    const char* want_qid;
+    const char* want_rcpt;
+    const char* want_orig;
+    const char* want_relay_host;
+    const char* want_relay_ip;
+    unsigned want_port;
+    const char* want_dsn;
+    const char* want_code;
+    const char* want_enhanced;
+    bool want_from_reply;
+    const char* want_text;
+  };
+  const Case cases[] = {
+      {"sent, short id",
+       "Jun  9 08:50:20 mx1 postfix/out05/smtp[901]: 4F1A2B3C5D: to=<a@example.com>, "
+       "relay=mx.example.com[192.0.2.10]:25, delay=1.2, delays=0.1/0.01/0.5/0.59, dsn=2.0.0, "
+       "status=sent (250 2.0.0 OK 1717923020 x1si - gsmtp)",
+       Status::Sent, Hop::Remote, "4F1A2B3C5D", "a@example.com", "", "mx.example.com", "192.0.2.10",
+       25, "2.0.0", "250", "2.0.0", true, "250 2.0.0 OK 1717923020 x1si - gsmtp"},
+      {"sent, long id, orig_to, conn_use",
+       "2026-06-09T08:50:20.5+00:00 mx1 postfix-out/smtp[9]: 4PbC4x469Jz3tBr: "
+       "to=<b@example.net>, orig_to=<alias@example.org>, relay=mx2.example.net[198.51.100.7]:25, "
+       "conn_use=3, delay=0.4, delays=0/0/0.1/0.3, dsn=2.0.0, status=sent (250 ok)",
+       Status::Sent, Hop::Remote, "4PbC4x469Jz3tBr", "b@example.net", "alias@example.org",
+       "mx2.example.net", "198.51.100.7", 25, "2.0.0", "250", "2.0.0", false, "250 ok"},
+      {"deferred, Microsoft throttle",
+       "Jun  9 08:50:20 mx1 postfix/out05/smtp[901]: 4F1A2B3C5D: to=<c@example.com>, "
+       "relay=example-com.mail.protection.outlook.test[203.0.113.5]:25, delay=2, "
+       "delays=0/0/1/1, dsn=4.7.500, status=deferred (host "
+       "example-com.mail.protection.outlook.test[203.0.113.5] said: 451 4.7.500 Server busy. "
+       "Please try again later from [192.0.2.94]. (S77719) (in reply to RCPT TO command))",
+       Status::Deferred, Hop::Remote, "4F1A2B3C5D", "c@example.com", "",
+       "example-com.mail.protection.outlook.test", "203.0.113.5", 25, "4.7.500", "451", "4.7.500",
+       true, nullptr},
+      {"bounced, flattened multi-line Google reply",
+       "Jun  9 08:50:20 mx1 postfix/hcout1/smtp[902]: 4F1A2B3C5E: to=<d@example.org>, "
+       "relay=aspmx.l.google.test[2001:db8::1b]:25, delay=1.9, delays=0.05/0/1.1/0.71, "
+       "dsn=5.7.1, status=bounced (host aspmx.l.google.test[2001:db8::1b] said: 550-5.7.1 "
+       "[192.0.2.94 12] Our system has detected that this message is 550-5.7.1 likely "
+       "unsolicited mail. 550 5.7.1 https://support.example.com/mail x1si - gsmtp (in reply to "
+       "end of DATA command))",
+       Status::Bounced, Hop::Remote, "4F1A2B3C5E", "d@example.org", "", "aspmx.l.google.test",
+       "2001:db8::1b", 25, "5.7.1", "550", "5.7.1", true, nullptr},
+      {"reply enhanced status differs from dsn: reply wins",
+       "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<e@example.com>, "
+       "relay=mx.example.com[192.0.2.10]:25, delay=1, delays=0/0/0/1, dsn=5.0.0, "
+       "status=bounced (host mx.example.com[192.0.2.10] said: 550 5.1.1 <e@example.com>: "
+       "Recipient address rejected: User unknown (in reply to RCPT TO command))",
+       Status::Bounced, Hop::Remote, "4F1A2B3C5D", "e@example.com", "", "mx.example.com",
+       "192.0.2.10", 25, "5.0.0", "550", "5.1.1", true, nullptr},
+      {"reply without enhanced status: dsn",
+       "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<f@example.com>, "
+       "relay=mx.example.com[192.0.2.10]:25, delay=1, delays=0/0/0/1, dsn=4.0.0, "
+       "status=deferred (host mx.example.com[192.0.2.10] said: 421 [TSS04] Messages from "
+       "192.0.2.94 temporarily deferred (in reply to MAIL FROM command))",
+       Status::Deferred, Hop::Remote, "4F1A2B3C5D", "f@example.com", "", "mx.example.com",
+       "192.0.2.10", 25, "4.0.0", "421", "4.0.0", false, nullptr},
+      {"dsn only: no connection (relay=none) is still remote",
+       "Jun  9 08:50:20 mx1 postfix/out05/smtp[9]: 4F1A2B3C5D: to=<g@example.net>, relay=none, "
+       "delay=30, delays=0.1/0/29.9/0, dsn=4.4.1, status=deferred (connect to "
+       "mx.example.net[198.51.100.9]:25: Connection timed out)",
+       Status::Deferred, Hop::Remote, "4F1A2B3C5D", "g@example.net", "", "none", "", 0, "4.4.1", "",
+       "4.4.1", false, "connect to mx.example.net[198.51.100.9]:25: Connection timed out"},
+      {"tls= field (Postfix 3.10) between delays and dsn",
+       "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<h@example.com>, "
+       "relay=mx.example.com[192.0.2.10]:25, delay=3.6, delays=0.08/0.02/0.85/0.14, "
+       "tls=dane/!requiretls:nocertmatch, dsn=2.1.5, status=sent (250 2.0.0 Ok: queued as 1A2B3C)",
+       Status::Sent, Hop::Remote, "4F1A2B3C5D", "h@example.com", "", "mx.example.com", "192.0.2.10",
+       25, "2.1.5", "250", "2.0.0", true, nullptr},
+      {"unknown field anywhere",
+       "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<i@example.com>, future=x y, "
+       "relay=mx.example.com[192.0.2.10]:2525, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent "
+       "(250 ok)",
+       Status::Sent, Hop::Remote, "4F1A2B3C5D", "i@example.com", "", "mx.example.com", "192.0.2.10",
+       2525, "2.0.0", "250", "2.0.0", false, "250 ok"},
+      {"hand-written queue id in front of to=",
+       "Jun  9 08:50:20 mx1 postfix/smtp[9]: FGHIJ67890: to=<s@example.com>, "
+       "relay=mx.example.com[192.0.2.10]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent "
+       "(250 OK)",
+       Status::Sent, Hop::Remote, "FGHIJ67890", "s@example.com", "", "mx.example.com", "192.0.2.10",
+       25, "2.0.0", "250", "2.0.0", false, "250 OK"},
+      {"content filter on loopback",
+       "2026-06-09T08:50:20+01:00 mx1 postfix/amavis/smtp[3]: 4PbC4x469Jz3tBr: "
+       "to=<j@example.com>, relay=127.0.0.1[127.0.0.1]:10024, delay=2.4, "
+       "delays=0.29/0.02/0.01/2.1, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:"
+       "10025): 250 2.0.0 Ok: queued as 4PbC4z6W5Qz3tG3)",
+       Status::Sent, Hop::Loopback, "4PbC4x469Jz3tBr", "j@example.com", "", "127.0.0.1",
+       "127.0.0.1", 10024, "2.0.0", "250", "2.0.0", true, nullptr},
+      {"lmtp to ::1",
+       "Jun  9 08:50:20 mx1 postfix/lmtp[3]: 4F1A2B3C5D: to=<k@example.com>, "
+       "relay=localhost[::1]:24, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 "
+       "<k@example.com> Saved)",
+       Status::Sent, Hop::Loopback, "4F1A2B3C5D", "k@example.com", "", "localhost", "::1", 24,
+       "2.0.0", "250", "2.0.0", true, nullptr},
+      {"lmtp to a unix socket",
+       "Jun  9 08:50:20 mx1 postfix/lmtp[3]: 4F1A2B3C5D: to=<l@example.com>, "
+       "relay=mx1.example.com[private/dovecot-lmtp], delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, "
+       "status=sent (250 2.0.0 <l@example.com> Saved)",
+       Status::Sent, Hop::Loopback, "4F1A2B3C5D", "l@example.com", "", "mx1.example.com",
+       "private/dovecot-lmtp", 0, "2.0.0", "250", "2.0.0", true, nullptr},
+      {"pipe to dovecot is local",
+       "Jun  9 08:50:20 mx1 postfix/pipe[3]: 4F1A2B3C5D: to=<m@example.com>, relay=dovecot, "
+       "delay=0.12, delays=0.01/0.01/0/0.1, dsn=2.0.0, status=sent (delivered via dovecot "
+       "service)",
+       Status::Sent, Hop::Local, "4F1A2B3C5D", "m@example.com", "", "dovecot", "", 0, "2.0.0", "",
+       "2.0.0", false, "delivered via dovecot service"},
+      {"local, address without <>",
+       "Jun  9 08:50:20 mx1 postfix/local[3]: 4F1A2B3C5D: to=n@mx1.example.com, "
+       "orig_to=root@localhost, relay=local, delay=0.07, delays=0.04/0/0/0.03, dsn=5.1.1, "
+       "status=bounced (unknown user: \"n\")",
+       Status::Bounced, Hop::Local, "4F1A2B3C5D", "n@mx1.example.com", "root@localhost", "local",
+       "", 0, "5.1.1", "", "5.1.1", false, "unknown user: \"n\""},
+      {"expired per recipient",
+       "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<o@example.com>, relay=none, "
+       "delay=432000, delays=431990/0/10/0, dsn=4.4.1, status=expired (connect to "
+       "mx.example.com[192.0.2.10]:25: Connection refused)",
+       Status::Expired, Hop::Remote, "4F1A2B3C5D", "o@example.com", "", "none", "", 0, "4.4.1", "",
+       "4.4.1", false, nullptr},
+      {"address verification probe",
+       "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<p@example.com>, "
+       "relay=mx.example.com[192.0.2.10]:25, delay=1, delays=0/0/0/1, dsn=5.1.1, "
+       "status=undeliverable (host mx.example.com[192.0.2.10] said: 550 5.1.1 no such user (in "
+       "reply to RCPT TO command))",
+       Status::Other, Hop::Remote, "4F1A2B3C5D", "p@example.com", "", "mx.example.com",
+       "192.0.2.10", 25, "5.1.1", "550", "5.1.1", true, nullptr},
+      {"refused to talk to me",
+       "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<q@example.com>, "
+       "relay=mx.example.com[192.0.2.10]:25, delay=1, delays=0/0/1/0, dsn=5.7.1, "
+       "status=bounced (host mx.example.com[192.0.2.10] refused to talk to me: 554 5.7.1 "
+       "Service unavailable; Client host [192.0.2.94] blocked using zen.example.org)",
+       Status::Bounced, Hop::Remote, "4F1A2B3C5D", "q@example.com", "", "mx.example.com",
+       "192.0.2.10", 25, "5.7.1", "554", "5.7.1", true, nullptr},
+      {"truncated reply: no closing parenthesis",
+       "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<r@example.com>, "
+       "relay=mx.example.com[192.0.2.10]:25, delay=1, delays=0/0/1/0, dsn=5.7.1, "
+       "status=bounced (host mx.example.com[192.0.2.10] said: 550-5.7.1 [192.0.2.94] Our",
+       Status::Bounced, Hop::Remote, "4F1A2B3C5D", "r@example.com", "", "mx.example.com",
+       "192.0.2.10", 25, "5.7.1", "550", "5.7.1", true, nullptr},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.label);
+    const auto got = parse_line(c.line, kUtc);
+    REQUIRE_MESSAGE(got.kind == Kind::Delivery, got.why);
+    REQUIRE(got.delivery.has_value());
+    const auto& d = *got.delivery;
+    CHECK(d.status == c.want_status);
+    CHECK(d.hop == c.want_hop);
+    CHECK(d.queue_id == c.want_qid);
+    CHECK(got.queue_id == c.want_qid);
+    CHECK(d.recipient == c.want_rcpt);
+    CHECK(d.orig_to == c.want_orig);
+    CHECK(d.relay_host == c.want_relay_host);
+    CHECK(d.relay_ip == c.want_relay_ip);
+    CHECK(d.relay_port == c.want_port);
+    CHECK(d.dsn == c.want_dsn);
+    CHECK(d.reply_code == c.want_code);
+    CHECK(d.enhanced_status == c.want_enhanced);
+    CHECK(d.status_from_reply == c.want_from_reply);
+    if (c.want_text != nullptr) CHECK(d.text == c.want_text);
+  }
+}
+
+TEST_CASE("parse_line: delays and the remote host of the reply") {
+  const auto got = parse_line(
+      "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<a@example.com>, "
+      "relay=mx.example.com[192.0.2.10]:25, delay=2017, delays=0.1/2017/0.03/0.05, dsn=4.0.0, "
+      "status=deferred (host mx.example.com[192.0.2.10] said: 451 try later (in reply to end "
+      "of DATA command))",
+      kUtc);
+  REQUIRE(got.delivery.has_value());
+  CHECK(got.delivery->delay == doctest::Approx(2017));
+  CHECK(got.delivery->delays[0] == doctest::Approx(0.1));
+  CHECK(got.delivery->delays[1] == doctest::Approx(2017));
+  CHECK(got.delivery->delays[2] == doctest::Approx(0.03));
+  CHECK(got.delivery->delays[3] == doctest::Approx(0.05));
+  CHECK(got.delivery->remote_host == "mx.example.com");
+  CHECK(got.delivery->text_truncated == false);
+  CHECK(got.header.pid == 9U);
+}
+
+TEST_CASE("parse_line: qmgr expiry, bind and connect failures") {
+  const auto expired = parse_line(
+      "Jun  9 08:50:20 mx1 postfix/qmgr[5]: 4F1A2B3C5D: from=<news@send.example.com>, "
+      "status=expired, returned to sender",
+      kUtc);
+  CHECK(expired.kind == Kind::MessageExpired);
+  CHECK(expired.queue_id == "4F1A2B3C5D");
+
+  struct Case {
+    const char* label;
+    const char* line;
+    Kind want_kind;
+    const char* want_address;
+    const char* want_host;
+    unsigned want_port;
+    const char* want_qid;
+    bool want_cannot_assign;
+  };
+  const Case cases[] = {
+      {"bind failure",
+       "Jun  9 08:50:20 mx1 postfix/out05/smtp[7]: warning: smtp_connect_addr: bind "
+       "203.0.113.94: Cannot assign requested address",
+       Kind::BindFailure, "203.0.113.94", "", 0, "", true},
+      {"bind failure, IPv6, other errno",
+       "Jun  9 08:50:20 mx1 postfix/smtp[7]: warning: smtp_connect_sock: bind 2001:db8::5: "
+       "Address already in use",
+       Kind::BindFailure, "2001:db8::5", "", 0, "", false},
+      {"connect failure, no queue id",
+       "Jun  9 08:50:20 mx1 postfix/out05/smtp[7]: connect to mx.example.com[192.0.2.10]:25: "
+       "Cannot assign requested address",
+       Kind::ConnectFailure, "192.0.2.10", "mx.example.com", 25, "", true},
+      {"connect failure, queue id",
+       "Jun  9 08:50:20 mx1 postfix/smtp[7]: 4F1A2B3C5D: connect to mx.example.com[192.0.2.10]:25: "
+       "Connection timed out",
+       Kind::ConnectFailure, "192.0.2.10", "mx.example.com", 25, "4F1A2B3C5D", false},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.label);
+    const auto got = parse_line(c.line, kUtc);
+    REQUIRE(got.kind == c.want_kind);
+    REQUIRE(got.failure.has_value());
+    CHECK(got.failure->address == c.want_address);
+    CHECK(got.failure->host == c.want_host);
+    CHECK(got.failure->port == c.want_port);
+    CHECK(got.failure->queue_id == c.want_qid);
+    CHECK(got.failure->cannot_assign == c.want_cannot_assign);
+  }
+}
+
+TEST_CASE("parse_line: lines it does not understand say why") {
+  struct Case {
+    const char* label;
+    std::string line;
+    Kind want_kind;
+    const char* want_why;
+  };
+  const Case cases[] = {
+      {"empty", "", Kind::Malformed, "no timestamp"},
+      {"binary garbage", std::string("\x00\xff\xfe\x01 status=sent", 17), Kind::Malformed,
+       "no timestamp"},
+      {"stamp only", "Jun  9 08:50:20", Kind::Malformed, "no host"},
+      {"stamp and host", "Jun  9 08:50:20 mx1", Kind::Malformed, "no host"},
+      {"no tag separator", "Jun  9 08:50:20 mx1 postfix/smtp[1]", Kind::Malformed,
+       "no message after program tag"},
+      {"tag with spaces", "Jun  9 08:50:20 mx1 last message repeated 3 times", Kind::Malformed,
+       "no program tag"},
+      {"bad pid", "Jun  9 08:50:20 mx1 postfix/smtp[12x]: hi", Kind::Malformed,
+       "bad pid in program tag"},
+      {"delivery cut before status",
+       "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<a@example.com>, relay=mx.ex",
+       Kind::Malformed, "delivery record without status="},
+      {"delivery cut in the address", "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<a@ex",
+       Kind::Malformed, "delivery field address without '>, '"},
+      {"smtpd NOQUEUE reject",
+       "Jun  9 08:50:20 mx1 postfix/smtpd[9]: NOQUEUE: reject: RCPT from "
+       "unknown[192.0.2.77]: 554 5.7.1 <x@example.com>: Relay access denied; from=<y@example.org> "
+       "to=<x@example.com> proto=ESMTP helo=<h>",
+       Kind::OtherPostfix, ""},
+      {"non-UTF-8 bytes in a Postfix line",
+       "Jun  9 08:50:20 mx1 postfix/cleanup[9]: 4F1A2B3C5D: message-id=<\xe9\xff@example.com>",
+       Kind::OtherPostfix, ""},
+      {"another program", "Jun  9 08:50:20 mx1 amavis[3]: (3-11) Passed CLEAN", Kind::NotPostfix,
+       ""},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.label);
+    const auto got = parse_line(c.line, kUtc);
+    CHECK(got.kind == c.want_kind);
+    CHECK(got.why == c.want_why);
+  }
+}
+
+TEST_CASE("parse_line: a 1 MB line is parsed in one pass") {
+  std::string line =
+      "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<a@example.com>, "
+      "relay=mx.example.com[192.0.2.10]:25, delay=1, delays=0/0/0/1, dsn=5.7.1, status=bounced "
+      "(host mx.example.com[192.0.2.10] said: 550 5.7.1 ";
+  line.append(1 << 20, 'x');
+  line += ")";
+  const auto got = parse_line(line, kUtc);
+  REQUIRE(got.kind == Kind::Delivery);
+  CHECK(got.delivery->text.size() > (1U << 20));
+  CHECK(got.delivery->enhanced_status == "5.7.1");
+
+  const std::string junk(1 << 20, '=');
+  CHECK(parse_line(junk, kUtc).kind == Kind::Malformed);
+  const auto many_fields = "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<a@example.com>, " +
+                           std::string(1 << 20, ',');
+  CHECK(parse_line(many_fields, kUtc).kind == Kind::Malformed);
+}
+
+TEST_CASE("is_loopback: 127.0.0.0/8 and ::1 only") {
+  CHECK(is_loopback("127.0.0.1"));
+  CHECK(is_loopback("127.1.2.3"));
+  CHECK(is_loopback("::1"));
+  CHECK(is_loopback("::ffff:127.0.0.1"));
+  CHECK_FALSE(is_loopback("127.example.com"));
+  CHECK_FALSE(is_loopback("192.0.2.1"));
+  CHECK_FALSE(is_loopback("::2"));
+  CHECK_FALSE(is_loopback(""));
+}
