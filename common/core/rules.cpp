@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "core/cidr_set.hpp"
+#include "core/classify.hpp"
 #include "core/text.hpp"
 
 namespace rampart::core {
@@ -41,6 +42,46 @@ std::string_view to_string(ExclusionAction v) {
     case ExclusionAction::Discard: return "discard";
   }
   return "reject";
+}
+
+namespace {
+constexpr std::pair<Outcome, std::string_view> kOutcomes[] = {
+    {Outcome::Accepted, "accepted"},
+    {Outcome::Throttled, "throttled"},
+    {Outcome::DeferredOther, "deferred_other"},
+    {Outcome::RejectReputation, "reject_reputation"},
+    {Outcome::RejectContent, "reject_content"},
+    {Outcome::RejectRecipient, "reject_recipient"},
+    {Outcome::RejectPolicy, "reject_policy"},
+    {Outcome::RejectOther, "reject_other"},
+};
+}  // namespace
+
+std::string_view to_string(Outcome v) {
+  for (const auto& [o, name] : kOutcomes) {
+    if (o == v) return name;
+  }
+  return "reject_other";
+}
+std::string_view to_string(SuppressScope v) {
+  return v == SuppressScope::Domain ? "domain" : "address";
+}
+std::string_view to_string(BackoffHint v) { return v == BackoffHint::Pause ? "pause" : "slow"; }
+std::optional<Outcome> parse_outcome(std::string_view s) {
+  for (const auto& [o, name] : kOutcomes) {
+    if (name == s) return o;
+  }
+  return std::nullopt;
+}
+std::optional<SuppressScope> parse_suppress_scope(std::string_view s) {
+  if (s == "address") return SuppressScope::Address;
+  if (s == "domain") return SuppressScope::Domain;
+  return std::nullopt;
+}
+std::optional<BackoffHint> parse_backoff_hint(std::string_view s) {
+  if (s == "slow") return BackoffHint::Slow;
+  if (s == "pause") return BackoffHint::Pause;
+  return std::nullopt;
 }
 
 std::optional<OverCap> parse_over_cap(std::string_view s) {
@@ -123,6 +164,12 @@ bool ExclusionSpec::operator==(const ExclusionSpec& o) const {
          status == o.status && domains == o.domains && addresses == o.addresses;
 }
 
+bool ClassifySpec::operator==(const ClassifySpec& o) const {
+  return id == o.id && reply == o.reply && dsn == o.dsn && op == o.op && outcome == o.outcome &&
+         category == o.category && suppress == o.suppress && backoff == o.backoff &&
+         tests == o.tests;
+}
+
 namespace {
 
 template <class T, class Name>
@@ -158,6 +205,11 @@ Result<void> merge_into(RulesSpec& into, RulesSpec next) {
     return r;
   if (auto r = add_unique(into.caps, std::move(next.caps), "cap",
                           [](const CapSpec& c) { return c.id(); });
+      !r) {
+    return r;
+  }
+  if (auto r = add_unique(into.classify, std::move(next.classify), "classify",
+                          [](const ClassifySpec& c) -> const std::string& { return c.id; });
       !r) {
     return r;
   }
@@ -317,6 +369,75 @@ Result<void> validate_ramp(const RampSpec& r) {
   return {};
 }
 
+// Kebab-case rule ids and categories: lower-case words joined by single hyphens.
+bool kebab(std::string_view s) {
+  if (s.empty() || s.size() > 64 || s.front() == '-' || s.back() == '-') return false;
+  char prev = 0;
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    if (!ok || (c == '-' && prev == '-')) return false;
+    prev = c;
+  }
+  return true;
+}
+
+Result<void> validate_classify(const std::vector<ClassifySpec>& rules,
+                               const std::unordered_set<std::string>& operators) {
+  constexpr std::string_view kind = "classify";
+  std::unordered_map<std::string, const ClassifySpec*> ids;
+  for (const auto& r : rules) {
+    const Origin& o = r.origin;
+    if (!kebab(r.id) || r.id == "default") {
+      return tl::unexpected(
+          config_error(o, "id", kind, r.id,
+                       "id must be kebab-case ([a-z0-9] words joined by '-'), not default"));
+    }
+    if (auto [it, fresh] = ids.emplace(r.id, &r); !fresh) {
+      return tl::unexpected(config_error(
+          o, "id", kind, r.id,
+          fmt::format("duplicate name (first defined at {})", it->second->origin.where())));
+    }
+    if (r.reply.empty())
+      return tl::unexpected(config_error(o, "reply", kind, r.id, "reply pattern is empty"));
+    if (!valid_dsn_pattern(r.dsn)) {
+      return tl::unexpected(config_error(
+          o, "dsn", kind, r.id,
+          fmt::format("bad dsn pattern {:?}: want parts of digits or *, e.g. \"5.1.1\", "
+                      "\"4.*\"",
+                      r.dsn)));
+    }
+    if (!r.op.empty() && !operators.contains(r.op)) {
+      return tl::unexpected(
+          config_error(o, "operator", kind, r.id, fmt::format("unknown operator {:?}", r.op)));
+    }
+    if (!kebab(r.category)) {
+      return tl::unexpected(config_error(o, "category", kind, r.id,
+                                         fmt::format("bad category {:?}: want kebab-case, e.g. "
+                                                     "\"bad-mailbox\"",
+                                                     r.category)));
+    }
+    if (r.tests.empty()) {
+      return tl::unexpected(config_error(
+          o, "tests", kind, r.id, "tests is empty: give at least one reply line that hits it"));
+    }
+    for (const auto& t : r.tests) {
+      const auto [dsn, reply] = split_test_line(t);
+      if (reply.empty() || t.find_first_of("\r\n") != std::string::npos) {
+        return tl::unexpected(config_error(o, "tests", kind, r.id,
+                                           fmt::format("bad test line {:?}: want one reply "
+                                                       "line, optionally after \"dsn=X.Y.Z \"",
+                                                       t)));
+      }
+      if (t.starts_with("dsn=") && !is_enhanced_status(dsn, dsn.empty() ? '4' : dsn[0])) {
+        return tl::unexpected(config_error(o, "tests", kind, r.id,
+                                           fmt::format("test line {:?}: bad dsn {:?}", t, dsn)));
+      }
+    }
+  }
+  RAMPART_TRY(classifier, Classifier::compile(rules));
+  return classifier.check_tests();
+}
+
 }  // namespace
 
 Result<void> validate(RulesSpec& spec) {
@@ -408,7 +529,7 @@ Result<void> validate(RulesSpec& spec) {
     }
     e.addresses = std::move(addrs);
   }
-  return {};
+  return validate_classify(spec.classify, operator_names);
 }
 
 std::vector<std::string> lint(const RulesSpec& spec) {
@@ -419,6 +540,20 @@ std::vector<std::string> lint(const RulesSpec& spec) {
           "{}: exclusion {:?}: enabled but lists no domains or addresses (are the shipped "
           "rules in /usr/share/rampart/rules included?)",
           e.origin.where("streams"), e.category));
+    }
+  }
+  // PowerMTA's bounce categories, the names bounce tooling shares.
+  static constexpr std::string_view kCategories[] = {
+      "bad-mailbox",         "bad-domain",      "inactive-mailbox", "quota-issues",
+      "spam-related",        "content-related", "policy-related",   "routing-errors",
+      "no-answer-from-host", "bad-connection",  "message-expired",  "protocol-errors",
+      "relaying-issues",     "virus-related",   "invalid-sender",   "other"};
+  for (const auto& c : spec.classify) {
+    if (std::find(std::begin(kCategories), std::end(kCategories), c.category) ==
+        std::end(kCategories)) {
+      out.push_back(fmt::format(
+          "{}: classify {:?}: category {:?} is not one of the de-facto bounce categories",
+          c.origin.where("category"), c.id, c.category));
     }
   }
   for (const auto& s : spec.streams) {

@@ -44,11 +44,39 @@ enum class ExclusionAction : std::uint8_t {
   Discard,  // recipient silently dropped by Postfix (DISCARD), logged by rampart
 };
 
+// What a delivery attempt's reply means for reputation ([[classify]] rules, issue 5 point 4).
+// Each value is one aggregate bucket of `rampart classify`; the loop-closing work reads them.
+enum class Outcome : std::uint8_t {
+  Accepted,          // 2xx: the operator took the message
+  Throttled,         // 4xx rate/volume deferral (Microsoft 4.7.500, Yahoo TSS04): slow down
+  DeferredOther,     // any other temporary failure (timeouts, greylisting, dead tenants)
+  RejectReputation,  // 5xx (or 4xx blocklist) because of the sending IP/domain's reputation
+  RejectContent,     // refused for what the message says (spam/virus/content filters)
+  RejectRecipient,   // the recipient or its domain does not exist or cannot receive
+  RejectPolicy,      // refused by a stated policy not about reputation (auth, DMARC, size)
+  RejectOther,       // any other permanent failure
+};
+// Loop-closing hints a [[classify]] rule may carry (issue 5 point 6 acts on them).
+enum class SuppressScope : std::uint8_t {
+  Address,  // suppress the recipient address
+  Domain,   // suppress the recipient domain (after the configured repeats)
+};
+enum class BackoffHint : std::uint8_t {
+  Slow,   // counts towards the operator's throttled/reputation share (back-off when it crosses)
+  Pause,  // pause the operator for the stream at once (Yahoo [TSS04])
+};
+
 std::string_view to_string(OverCap);
 std::string_view to_string(Hygiene);
 std::string_view to_string(WarmupCount);
 std::string_view to_string(ExclusionAction);
+std::string_view to_string(Outcome);
+std::string_view to_string(SuppressScope);
+std::string_view to_string(BackoffHint);
 std::optional<OverCap> parse_over_cap(std::string_view);
+std::optional<Outcome> parse_outcome(std::string_view);
+std::optional<SuppressScope> parse_suppress_scope(std::string_view);
+std::optional<BackoffHint> parse_backoff_hint(std::string_view);
 std::optional<Hygiene> parse_hygiene(std::string_view);
 std::optional<WarmupCount> parse_warmup_count(std::string_view);
 std::optional<ExclusionAction> parse_exclusion_action(std::string_view);
@@ -129,6 +157,24 @@ struct ExclusionSpec {
   bool operator==(const ExclusionSpec& o) const;
 };
 
+// One row of the reply classification table ([[classify]]): first match in order wins
+// (core/classify.hpp compiles the table).
+struct ClassifySpec {
+  std::string id;     // stable kebab-case rule id, logged and counted
+  std::string reply;  // RE2, unanchored, case-insensitive, against the reply text
+  std::string dsn;    // "" = any; else a glob on the enhanced status: "5.1.1", "5.7.*", "4.*"
+  std::string op;     // "" = any operator; else an [[operator]] name ("operator" in TOML)
+  Outcome outcome = Outcome::RejectOther;
+  std::string category;  // de-facto bounce category: bad-mailbox, quota-issues, ...
+  std::optional<SuppressScope> suppress;
+  std::optional<BackoffHint> backoff;
+  // Reply lines that must hit this rule first ("no dead rules"). A line may start with
+  // "dsn=X.Y.Z " to give the dsn Postfix logged (connection errors carry no reply code).
+  std::vector<std::string> tests;
+  Origin origin;
+  bool operator==(const ClassifySpec& o) const;  // ignores origin
+};
+
 // A whole rule set as written. Order is kept (it is the tie-break for stream resolution).
 struct RulesSpec {
   std::vector<StreamSpec> streams;
@@ -136,16 +182,19 @@ struct RulesSpec {
   std::vector<OperatorSpec> operators;
   std::vector<CapSpec> caps;
   std::vector<ExclusionSpec> exclusions;
+  std::vector<ClassifySpec> classify;  // order is the match order
   bool operator==(const RulesSpec&) const = default;
 };
 
 // Adds `next` into `into` with the merge rules of DESIGN.md: exclusions with the same category
 // merge (domains/addresses add up, streams/action/status from the later entry that sets them);
-// any other duplicate name is an error naming both places.
+// any other duplicate name (and a duplicate classify id) is an error naming both places;
+// classify rules keep file order (first match wins).
 [[nodiscard]] Result<void> merge_into(RulesSpec& into, RulesSpec next);
 
 // Normalises and checks a whole rule set: names, references between tables, CIDRs, ramps, status
-// codes, addresses. Errors are Errc::Config and name file:line and the key. Normalises domains
+// codes, addresses, classify patterns and their test lines (each must hit its own rule first).
+// Errors are Errc::Config and name file:line and the key. Normalises domains
 // (lower case, no trailing dot) and removes duplicate domains/addresses in place.
 [[nodiscard]] Result<void> validate(RulesSpec& spec);
 

@@ -329,6 +329,66 @@ Result<core::ExclusionSpec> read_exclusion(const toml::table& t, std::string_vie
   return x;
 }
 
+Result<core::ClassifySpec> read_classify(const toml::table& t, std::string_view file) {
+  Entry e(t, "classify", file);
+  RAMPART_TRY(id, e.required("id"));
+  e.set_label(id);
+  core::ClassifySpec c;
+  c.id = std::move(id);
+  bool have_reply = false, have_outcome = false, have_category = false;
+  for (auto&& [k, v] : t) {
+    const auto key = k.str();
+    if (key == "id") continue;
+    if (key == "reply") {
+      RAMPART_TRY(x, e.string(key, v));
+      c.reply = std::move(x);
+      have_reply = true;
+    } else if (key == "dsn") {
+      RAMPART_TRY(x, e.string(key, v));
+      c.dsn = std::move(x);
+    } else if (key == "operator") {
+      RAMPART_TRY(x, e.string(key, v));
+      c.op = std::move(x);
+    } else if (key == "outcome") {
+      RAMPART_TRY(x, e.string(key, v));
+      auto o = core::parse_outcome(x);
+      if (!o) {
+        return e.error(key, fmt::format("outcome: want accepted, throttled, deferred_other, "
+                                        "reject_reputation, reject_content, reject_recipient, "
+                                        "reject_policy or reject_other, got {:?}",
+                                        x));
+      }
+      c.outcome = *o;
+      have_outcome = true;
+    } else if (key == "category") {
+      RAMPART_TRY(x, e.string(key, v));
+      c.category = std::move(x);
+      have_category = true;
+    } else if (key == "suppress") {
+      RAMPART_TRY(x, e.string(key, v));
+      auto s = core::parse_suppress_scope(x);
+      if (!s)
+        return e.error(key, fmt::format("suppress: want \"address\" or \"domain\", got {:?}", x));
+      c.suppress = *s;
+    } else if (key == "backoff") {
+      RAMPART_TRY(x, e.string(key, v));
+      auto b = core::parse_backoff_hint(x);
+      if (!b) return e.error(key, fmt::format("backoff: want \"slow\" or \"pause\", got {:?}", x));
+      c.backoff = *b;
+    } else if (key == "tests") {
+      RAMPART_TRY(x, e.strings(key, v));
+      c.tests = std::move(x);
+    } else {
+      return e.unknown(key);
+    }
+  }
+  if (!have_reply) return e.error("id", "missing key \"reply\"");
+  if (!have_outcome) return e.error("id", "missing key \"outcome\"");
+  if (!have_category) return e.error("id", "missing key \"category\"");
+  c.origin = e.origin();
+  return c;
+}
+
 template <class T>
 Result<void> read_all(const toml::node& n, std::string_view key, std::string_view file,
                       Result<T> (*read)(const toml::table&, std::string_view),
@@ -374,6 +434,8 @@ Result<ParsedFile> parse(std::string_view toml_text, std::string_view file_name)
       r = read_all(v, key, file_name, &read_cap, file_spec.caps);
     } else if (key == "exclusion") {
       r = read_all(v, key, file_name, &read_exclusion, file_spec.exclusions);
+    } else if (key == "classify") {
+      r = read_all(v, key, file_name, &read_classify, file_spec.classify);
     } else if (key == "include") {
       const auto* a = v.as_array();
       bool ok = a != nullptr;
@@ -392,7 +454,8 @@ Result<ParsedFile> parse(std::string_view toml_text, std::string_view file_name)
       }
     } else {
       std::string hint;
-      for (std::string_view known : {"stream", "ramp", "operator", "cap", "exclusion"}) {
+      for (std::string_view known :
+           {"stream", "ramp", "operator", "cap", "exclusion", "classify"}) {
         if (key == std::string(known) + "s" || (v.is_table() && key == known)) {
           hint = fmt::format(" (write [[{}]], an array of tables)", known);
         }

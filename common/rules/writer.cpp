@@ -98,6 +98,18 @@ std::string to_toml(const core::RulesSpec& spec) {
     out += fmt::format("domains = {}\naddresses = {}\n\n", long_list(e.domains, "  "),
                        long_list(e.addresses, "  "));
   }
+  for (const auto& c : spec.classify) {
+    out += fmt::format("[[classify]]\nid = {}\nreply = {}\n", quote(c.id), quote(c.reply));
+    if (!c.dsn.empty()) out += fmt::format("dsn = {}\n", quote(c.dsn));
+    if (!c.op.empty()) out += fmt::format("operator = {}\n", quote(c.op));
+    out += fmt::format("outcome = {}\ncategory = {}\n", quote(to_string(c.outcome)),
+                       quote(c.category));
+    if (c.suppress) out += fmt::format("suppress = {}\n", quote(to_string(*c.suppress)));
+    if (c.backoff) out += fmt::format("backoff = {}\n", quote(to_string(*c.backoff)));
+    out += "tests = [\n";
+    for (const auto& t : c.tests) out += fmt::format("  {},\n", quote(t));
+    out += "]\n\n";
+  }
   return out;
 }
 
@@ -159,6 +171,17 @@ std::string to_json(const core::RulesSpec& spec) {
         i ? "," : "", quote(e.category), e.action ? quote(to_string(*e.action)) : "null",
         e.streams ? list(*e.streams) : "null", e.status ? quote(*e.status) : "null",
         list(e.domains), list(e.addresses));
+  }
+  out += "\n  ],\n  \"classify\": [";
+  for (std::size_t i = 0; i < spec.classify.size(); ++i) {
+    const auto& c = spec.classify[i];
+    out += fmt::format(
+        "{}\n    {{\"id\": {}, \"reply\": {}, \"dsn\": {}, \"operator\": {}, \"outcome\": {}, "
+        "\"category\": {}, \"suppress\": {}, \"backoff\": {}, \"tests\": {}}}",
+        i ? "," : "", quote(c.id), quote(c.reply), c.dsn.empty() ? "null" : quote(c.dsn),
+        c.op.empty() ? "null" : quote(c.op), quote(to_string(c.outcome)), quote(c.category),
+        c.suppress ? quote(to_string(*c.suppress)) : "null",
+        c.backoff ? quote(to_string(*c.backoff)) : "null", list(c.tests));
   }
   out += "\n  ]\n}\n";
   return out;

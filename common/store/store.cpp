@@ -233,6 +233,32 @@ class SqlStore final : public Store {
       }
       spec.exclusions.push_back(std::move(e));
     }
+    RAMPART_TRY(cls, sql_->query("SELECT id, reply, dsn, operator, outcome, category, suppress, "
+                                 "backoff, tests, origin FROM classify_rules ORDER BY position"));
+    for (const auto& r : cls) {
+      core::ClassifySpec c;
+      c.id = as_text(r[0]);
+      c.reply = as_text(r[1]);
+      c.dsn = as_text(r[2]);
+      c.op = as_text(r[3]);
+      auto outcome = core::parse_outcome(as_text(r[4]));
+      if (!outcome) return corrupt("classify_rules", c.id);
+      c.outcome = *outcome;
+      c.category = as_text(r[5]);
+      if (!is_null(r[6])) {
+        auto sc = core::parse_suppress_scope(as_text(r[6]));
+        if (!sc) return corrupt("classify_rules", c.id);
+        c.suppress = *sc;
+      }
+      if (!is_null(r[7])) {
+        auto b = core::parse_backoff_hint(as_text(r[7]));
+        if (!b) return corrupt("classify_rules", c.id);
+        c.backoff = *b;
+      }
+      c.tests = split(as_text(r[8]));
+      c.origin = parse_origin(as_text(r[9]));
+      spec.classify.push_back(std::move(c));
+    }
     return spec;
   }
 
@@ -521,6 +547,7 @@ class SqlStore final : public Store {
     RAMPART_DO(q("DELETE FROM operators"));
     RAMPART_DO(q("DELETE FROM exclusion_entries WHERE source = 'file'"));
     RAMPART_DO(q("DELETE FROM exclusions WHERE source = 'file'"));
+    RAMPART_DO(q("DELETE FROM classify_rules"));
     const auto now = now_utc();
     std::int64_t pos = 0;
     for (const auto& r : spec.ramps) {
@@ -589,6 +616,16 @@ class SqlStore final : public Store {
                 {e.category, kind, value, ++n, now}));
         }
       }
+    }
+    for (const auto& c : spec.classify) {
+      const Value suppress = c.suppress ? Value{std::string(to_string(*c.suppress))} : Value{};
+      const Value backoff = c.backoff ? Value{std::string(to_string(*c.backoff))} : Value{};
+      RAMPART_DO(
+          q("INSERT INTO classify_rules (id, position, reply, dsn, operator, outcome, category, "
+            "suppress, backoff, tests, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+            "$11)",
+            {c.id, ++pos, c.reply, c.dsn, c.op, std::string(to_string(c.outcome)), c.category,
+             suppress, backoff, join(c.tests), c.origin.where()}));
     }
     const std::vector<Value> v{now, std::string(note)};
     RAMPART_TRY(

@@ -24,9 +24,9 @@ std::string summary(const core::RulesSpec& s) {
   return fmt::format(
       "{} streams, {} ramps, {} operators, {} caps, {} exclusion categories ({} enabled; {} "
       "domains, {} "
-      "addresses)",
+      "addresses), {} classify rules",
       s.streams.size(), s.ramps.size(), s.operators.size(), s.caps.size(), s.exclusions.size(),
-      enabled, domains, addresses);
+      enabled, domains, addresses, s.classify.size());
 }
 
 // Reads, merges and compiles the files; compile() is the full validation the daemons will do.
@@ -139,6 +139,17 @@ int rules_list(const Context& ctx, const std::string& kind) {
                       e.origin.where()});
     }
   }
+  if (want("classify")) {
+    for (const auto& c : spec->classify) {
+      std::string detail =
+          fmt::format("outcome={} category={}", core::to_string(c.outcome), c.category);
+      if (!c.dsn.empty()) detail += fmt::format(" dsn={}", c.dsn);
+      if (!c.op.empty()) detail += fmt::format(" operator={}", c.op);
+      if (c.suppress) detail += fmt::format(" suppress={}", core::to_string(*c.suppress));
+      if (c.backoff) detail += fmt::format(" backoff={}", core::to_string(*c.backoff));
+      rows.push_back({"classify", c.id, detail, c.origin.where()});
+    }
+  }
   std::array<std::size_t, 4> width{};
   for (const auto& r : rows) {
     for (std::size_t i = 0; i < 4; ++i) width[i] = std::max(width[i], r[i].size());
@@ -200,8 +211,9 @@ int cmd_rules(const Context& ctx, const Args& args) {
       }
     }
     if (!kind.empty() && kind != "stream" && kind != "ramp" && kind != "operator" &&
-        kind != "cap" && kind != "exclusion") {
-      return usage_error("rules list: --kind must be stream, ramp, operator, cap or exclusion");
+        kind != "cap" && kind != "exclusion" && kind != "classify") {
+      return usage_error(
+          "rules list: --kind must be stream, ramp, operator, cap, exclusion or classify");
     }
     return rules_list(ctx, kind);
   }

@@ -8,7 +8,7 @@ set -euo pipefail
 build=${1:-build/ci}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for name in rules milter; do
+for name in rules milter classify; do
   bin="$build/tests/bench/rampart_bench_$name"
   [ -x "$bin" ] || { echo "run.sh: $bin not built (cmake --preset ci && cmake --build --preset ci)" >&2; exit 1; }
   "$bin" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true --benchmark_format=json >"$out/$name.json"
@@ -28,6 +28,9 @@ ours, peer = ns("BM_exclusion_lookup_rampart"), ns("BM_exclusion_lookup_naive_un
 print(f"exclusion lookup, 10,000 domains: rampart {ours:.1f} ns/lookup, naive unordered_set {peer:.1f} ns/lookup, "
       f"ratio {peer/ours:.2f}x (target < 200 ns)")
 print(f"stream resolution: {ns('BM_stream_resolution'):.1f} ns/message")
+for arg, label in ((0, "delivery mix"), (1, "late rule"), (2, "no rule (fallback)")):
+    s, l = ns(f"BM_classify_set/{arg}"), ns(f"BM_classify_linear/{arg}")
+    print(f"classify, shipped table, {label}: RE2::Set {s:.0f} ns/reply, rule-by-rule {l:.0f} ns/reply, ratio {l/s:.2f}x")
 rcpt, lookup = ns("BM_milter_rcpt_decision"), ns("BM_ruleset_lookup_only")
 print(f"milter RCPT decision: {rcpt:.1f} ns/recipient (bare RuleSet lookup {lookup:.1f} ns, ratio {rcpt/lookup:.2f}x; "
       f"target < 2000 ns)")

@@ -55,7 +55,7 @@ expect 0 "check shipped + example" -- r rules check "${shipped[@]}" && contains 
 
 # --- a store that is not migrated yet ---------------------------------------------------------
 expect 78 "apply before migrate" -- r rules apply "${shipped[@]}" && contains "apply before migrate" "$err" "rampart db migrate"
-expect 0 "db migrate" -- r db migrate && contains "db migrate" "$out" "schema version 0 -> 2"
+expect 0 "db migrate" -- r db migrate && contains "db migrate" "$out" "schema version 0 -> 3"
 expect 0 "db migrate again" -- r db migrate && contains "db migrate again" "$out" "up to date"
 
 # --- apply, list, export ----------------------------------------------------------------------
@@ -64,6 +64,11 @@ expect 0 "list operators" -- r rules list --kind operator
 contains "list operators" "$out" "microsoft-365"
 contains "list operators origin" "$out" "operators.toml:"
 case "$out" in *stream*trucking*) fail "list --kind operator showed a stream" ;; esac
+expect 0 "list classify" -- r rules list --kind classify
+contains "list classify" "$out" "ms-server-busy"
+contains "list classify detail" "$out" "outcome=throttled category=policy-related"
+contains "list classify origin" "$out" "classify.toml:"
+case "$out" in *operator*microsoft-365*mx=*) fail "list --kind classify showed an operator" ;; esac
 expect 64 "list bad kind" -- r rules list --kind streams
 expect 0 "export json" -- r rules export --format json
 cp "$work/out" "$work/v1.json"
@@ -83,6 +88,8 @@ bad "duplicate name" 'duplicate name (first defined at' $'[[ramp]]\nname = "r"\n
 bad "cap unknown stream" 'unknown stream "nope"' $'[[operator]]\nname = "g"\nmx = [".example.net"]\n[[cap]]\nstream = "nope"\noperator = "g"\ndaily = 1\n'
 bad "cap unknown operator" 'unknown operator "nope"' $'[[stream]]\nname = "s"\nports = [25]\n[[cap]]\nstream = "s"\noperator = "nope"\ndaily = 1\n'
 bad "unsorted ramp" 'steps must be sorted by day' $'[[ramp]]\nname = "r"\nsteps = [{day = 0, hourly = 1}, {day = 5, hourly = 2}, {day = 3, hourly = 3}]\n'
+bad "classify dead test line" 'classify "b": test "550 user unknown" hits rule "a"' $'[[classify]]\nid = "a"\nreply = \'unknown\'\noutcome = "reject_recipient"\ncategory = "bad-mailbox"\ntests = ["550 unknown"]\n[[classify]]\nid = "b"\nreply = \'user unknown\'\noutcome = "reject_recipient"\ncategory = "bad-mailbox"\ntests = ["550 user unknown"]\n'
+bad "classify bad pattern" 'bad.toml:3: classify "a": bad pattern "(x"' $'[[classify]]\nid = "a"\nreply = \'(x\'\noutcome = "reject_other"\ncategory = "other"\ntests = ["550 x"]\n'
 bad "reject without 5.x.x" 'a reject needs a 5.x.x status' $'[[exclusion]]\ncategory = "c"\naction = "reject"\nstatus = "4.2.0"\n'
 expect 78 "missing file" -- r rules apply "$work/does-not-exist.toml" && contains "missing file" "$err" "does-not-exist.toml"
 expect 0 "export after refusals" -- r rules export --format json

@@ -201,6 +201,60 @@ TEST_CASE(
   CHECK(v2->version == 2);
 }
 
+TEST_CASE("store: classify rules round-trip in order, unset fields stay unset, apply replaces") {
+  Fresh db;
+  auto s = db.migrated();
+  const auto spec = parse_spec(R"([[operator]]
+name = "yahoo"
+mx = [".yahoodns.net"]
+
+[[classify]]
+id = "zz-first"
+reply = '\[TSS0[0-9]\]'
+operator = "yahoo"
+outcome = "throttled"
+category = "policy-related"
+backoff = "pause"
+tests = ["421 4.7.0 [TSS04] deferred", "dsn=4.7.0 [TSS09] deferred"]
+
+[[classify]]
+id = "aa-second"
+reply = '.'
+dsn = "5.1.1"
+outcome = "reject_recipient"
+category = "bad-mailbox"
+suppress = "address"
+tests = ["550 5.1.1 it's \"gone\""]
+
+[[classify]]
+id = "mm-third"
+reply = 'timed out'
+outcome = "deferred_other"
+category = "no-answer-from-host"
+tests = ["dsn=4.4.1 connect to mx.example.net[192.0.2.1]:25: Connection timed out"]
+)");
+  REQUIRE(s->apply_rules(spec, "classify.toml"));
+  auto back = s->load_rules();
+  REQUIRE_MESSAGE(back, back.error().what);
+  CHECK(*back == spec);
+  REQUIRE(back->classify.size() == 3);
+  CHECK(back->classify[0].id == "zz-first");
+  CHECK(back->classify[1].id == "aa-second");
+  CHECK(back->classify[2].id == "mm-third");
+  CHECK(back->classify[0].op == "yahoo");
+  CHECK(back->classify[0].tests.size() == 2);
+  CHECK_FALSE(back->classify[0].suppress.has_value());
+  CHECK_FALSE(back->classify[1].backoff.has_value());
+  CHECK(back->classify[2].dsn.empty());
+  CHECK(back->classify[1].origin.where().starts_with("contract.toml:"));
+  CHECK(core::RuleSet::compile(*back));
+  // A later apply without [[classify]] removes them: file rules are replaced wholesale.
+  REQUIRE(s->apply_rules(parse_spec(kRulesB), "b"));
+  auto after = s->load_rules();
+  REQUIRE_MESSAGE(after, after.error().what);
+  CHECK(after->classify.empty());
+}
+
 TEST_CASE("store: apply replaces file rules wholesale") {
   Fresh db;
   auto s = db.migrated();

@@ -1,0 +1,267 @@
+// Classifier: [[classify]] rules compiled into one RE2::Set (the prefilter: one DFA pass over
+// the reply finds every rule whose pattern matches) plus per-rule RE2s for error reporting and
+// the linear reference path. Pure; RE2 error logging is switched off (core never logs).
+#include "core/classify.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include <fmt/format.h>
+#include <re2/re2.h>
+#include <re2/set.h>
+
+namespace rampart::core {
+
+namespace {
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// "d.ddd.ddd" at the start of s (class digit, then 1-3 digits twice); its length or 0.
+std::size_t status_len(std::string_view s) {
+  std::size_t i = 0;
+  if (s.empty() || (s[0] != '2' && s[0] != '4' && s[0] != '5')) return 0;
+  i = 1;
+  for (int part = 0; part < 2; ++part) {
+    if (i >= s.size() || s[i] != '.') return 0;
+    ++i;
+    const std::size_t start = i;
+    while (i < s.size() && is_digit(s[i]) && i - start < 3) ++i;
+    if (i == start) return 0;
+  }
+  if (i < s.size() && is_digit(s[i])) return 0;  // more than 3 digits
+  return i;
+}
+
+re2::RE2::Options re2_options() {
+  re2::RE2::Options o;
+  o.set_case_sensitive(false);
+  o.set_log_errors(false);
+  o.set_encoding(re2::RE2::Options::EncodingLatin1);
+  return o;
+}
+
+}  // namespace
+
+ReplyCode parse_reply_code(std::string_view r) {
+  ReplyCode out;
+  std::size_t i = 0;
+  while (i < r.size() && (r[i] == ' ' || r[i] == '\t')) ++i;
+  r.remove_prefix(i);
+  if (r.size() < 3 || !is_digit(r[0]) || !is_digit(r[1]) || !is_digit(r[2])) return out;
+  if (r.size() > 3 && r[3] != ' ' && r[3] != '-') return out;
+  if (r[0] < '2' || r[0] > '5') return out;
+  out.code = (r[0] - '0') * 100 + (r[1] - '0') * 10 + (r[2] - '0');
+  if (r.size() > 4) {
+    const auto rest = r.substr(4);
+    // RFC 3463: the enhanced status repeats the reply's class.
+    if (const auto n = status_len(rest); n > 0 && rest[0] == r[0]) out.status = rest.substr(0, n);
+  }
+  return out;
+}
+
+bool valid_dsn_pattern(std::string_view p) {
+  if (p.empty()) return true;
+  std::size_t parts = 0;
+  while (true) {
+    const auto dot = p.find('.');
+    const auto part = p.substr(0, dot);
+    ++parts;
+    const bool star = part == "*";
+    const bool digits =
+        !part.empty() && part.size() <= 3 && std::all_of(part.begin(), part.end(), is_digit);
+    if (!star && !digits) return false;
+    if (parts == 1 && digits && part != "2" && part != "4" && part != "5") return false;
+    if (dot == std::string_view::npos) break;
+    p.remove_prefix(dot + 1);
+  }
+  return parts <= 3;
+}
+
+bool dsn_matches(std::string_view p, std::string_view dsn) {
+  if (p.empty()) return true;
+  if (dsn.empty()) return false;
+  while (true) {
+    const auto pdot = p.find('.');
+    const auto ddot = dsn.find('.');
+    const auto pp = p.substr(0, pdot);
+    const auto dp = dsn.substr(0, ddot);
+    if (pp != "*" && pp != dp) return false;
+    if (pdot == std::string_view::npos) {
+      // A trailing "*" covers whatever is left; otherwise both must end here.
+      return pp == "*" || ddot == std::string_view::npos;
+    }
+    if (ddot == std::string_view::npos) return false;
+    p.remove_prefix(pdot + 1);
+    dsn.remove_prefix(ddot + 1);
+  }
+}
+
+std::pair<std::string_view, std::string_view> split_test_line(std::string_view line) {
+  if (!line.starts_with("dsn=")) return {{}, line};
+  const auto sp = line.find(' ');
+  if (sp == std::string_view::npos) return {line.substr(4), {}};
+  return {line.substr(4, sp - 4), line.substr(sp + 1)};
+}
+
+namespace {
+// The dsn to match against: the caller's, else the reply's enhanced status, else "c.0.0" from
+// the reply code (what Postfix itself logs for a reply without an enhanced status).
+std::string_view effective_dsn(std::string_view reply, std::string_view dsn, char (&buf)[6]) {
+  if (!dsn.empty()) return dsn;
+  const auto rc = parse_reply_code(reply);
+  if (!rc.status.empty()) return rc.status;
+  if (rc.code == 0) return {};
+  buf[0] = static_cast<char>('0' + rc.code / 100);
+  buf[1] = '.';
+  buf[2] = '0';
+  buf[3] = '.';
+  buf[4] = '0';
+  buf[5] = 0;
+  return {buf, 5};
+}
+}  // namespace
+
+constexpr int kAnyChar = -1;
+constexpr int kAnything = -2;
+
+struct Classifier::Impl {
+  std::vector<ClassifySpec> rules;
+  std::vector<std::unique_ptr<re2::RE2>> res;
+  re2::RE2::Set set{re2_options(), re2::RE2::UNANCHORED};
+  // Per rule: its index in `set`, or kAnyChar/kAnything for the patterns "." and ".*": the rule
+  // is decided by its dsn/operator alone and never costs a regex. Set indices rise with rules.
+  std::vector<int> set_index;
+  bool set_empty = true;
+  ClassifySpec fallback2, fallback4, fallback5;
+
+  Classification fallback(std::string_view reply, std::string_view dsn) const {
+    char klass = '4';
+    if (const auto rc = parse_reply_code(reply); rc.code != 0) {
+      klass = static_cast<char>('0' + rc.code / 100);
+    } else if (!dsn.empty()) {
+      klass = dsn[0];
+    }
+    const ClassifySpec* r = klass == '2' ? &fallback2 : klass == '5' ? &fallback5 : &fallback4;
+    return {r, r->outcome, r->category};
+  }
+  bool accepts(std::size_t i, std::string_view dsn, std::string_view op) const {
+    const auto& r = rules[i];
+    return (r.op.empty() || r.op == op) && dsn_matches(r.dsn, dsn);
+  }
+  Classification hit(std::size_t i) const {
+    return {&rules[i], rules[i].outcome, rules[i].category};
+  }
+};
+
+Classifier::Classifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Classifier::Classifier(Classifier&&) noexcept = default;
+Classifier& Classifier::operator=(Classifier&&) noexcept = default;
+Classifier::~Classifier() = default;
+
+const std::vector<ClassifySpec>& Classifier::rules() const { return impl_->rules; }
+
+Result<Classifier> Classifier::compile(std::vector<ClassifySpec> rules) {
+  auto impl = std::make_unique<Impl>();
+  impl->rules = std::move(rules);
+  for (auto [f, outcome] : {std::pair{&impl->fallback2, Outcome::Accepted},
+                            std::pair{&impl->fallback4, Outcome::DeferredOther},
+                            std::pair{&impl->fallback5, Outcome::RejectOther}}) {
+    f->id = "default";
+    f->outcome = outcome;
+    f->category = "other";
+    f->origin.file = "built-in";
+  }
+  for (const auto& r : impl->rules) {
+    auto re = std::make_unique<re2::RE2>(r.reply, re2_options());
+    if (!re->ok()) {
+      return fail(Errc::Config, fmt::format("{}: classify {:?}: bad pattern {:?}: {}",
+                                            r.origin.where("reply"), r.id, r.reply, re->error()));
+    }
+    impl->res.push_back(std::move(re));
+    if (r.reply == "." || r.reply == ".*") {
+      impl->set_index.push_back(r.reply == "." ? kAnyChar : kAnything);
+      continue;
+    }
+    std::string err;
+    const int idx = impl->set.Add(r.reply, &err);
+    if (idx < 0) {
+      return fail(Errc::Config, fmt::format("{}: classify {:?}: bad pattern {:?}: {}",
+                                            r.origin.where("reply"), r.id, r.reply, err));
+    }
+    impl->set_index.push_back(idx);
+    impl->set_empty = false;
+  }
+  if (!impl->set_empty && !impl->set.Compile()) {
+    return fail(Errc::Config,
+                fmt::format("classify: the {} reply patterns are too large to compile together",
+                            impl->rules.size()));
+  }
+  return Classifier(std::move(impl));
+}
+
+Classification Classifier::classify(std::string_view reply, std::string_view dsn,
+                                    std::string_view op) const {
+  const auto& im = *impl_;
+  char buf[6];
+  dsn = effective_dsn(reply, dsn, buf);
+  // Rules in order; the set runs once, at the first rule that passes its dsn/operator check
+  // and needs a regex: one DFA pass over the reply answers every remaining pattern.
+  std::vector<int> hits;
+  bool matched = false;
+  for (std::size_t i = 0; i < im.rules.size(); ++i) {
+    if (!im.accepts(i, dsn, op)) continue;
+    const int idx = im.set_index[i];
+    if (idx == kAnything) return im.hit(i);
+    if (idx == kAnyChar) {
+      // What "." matches (no dotall): any character but a newline.
+      if (reply.find_first_not_of('\n') != std::string_view::npos) return im.hit(i);
+      continue;
+    }
+    if (!matched) {
+      re2::RE2::Set::ErrorInfo info{};
+      if (!im.set.Match(reply, &hits, &info) && info.kind != re2::RE2::Set::kNoError) {
+        // DFA out of memory (pathological input): the per-rule path gives the same answer.
+        return linear(reply, dsn, op);
+      }
+      std::sort(hits.begin(), hits.end());
+      matched = true;
+    }
+    if (std::binary_search(hits.begin(), hits.end(), idx)) return im.hit(i);
+  }
+  return im.fallback(reply, dsn);
+}
+
+Classification Classifier::classify_linear(std::string_view reply, std::string_view dsn,
+                                           std::string_view op) const {
+  char buf[6];
+  return linear(reply, effective_dsn(reply, dsn, buf), op);
+}
+
+Classification Classifier::linear(std::string_view reply, std::string_view dsn,
+                                  std::string_view op) const {
+  const auto& im = *impl_;
+  for (std::size_t i = 0; i < im.rules.size(); ++i) {
+    if (!im.accepts(i, dsn, op)) continue;
+    if (re2::RE2::PartialMatch(reply, *im.res[i])) return im.hit(i);
+  }
+  return im.fallback(reply, dsn);
+}
+
+Result<void> Classifier::check_tests() const {
+  for (const auto& r : impl_->rules) {
+    for (const auto& line : r.tests) {
+      const auto [dsn, reply] = split_test_line(line);
+      const auto got = classify(reply, dsn, r.op);
+      if (got.rule == &r) continue;
+      const std::string what =
+          got.rule->id == "default"
+              ? std::string("hits no rule")
+              : fmt::format("hits rule {:?} ({}) first", got.rule->id, got.rule->origin.where());
+      return fail(Errc::Config, fmt::format("{}: classify {:?}: test {:?} {} (no dead rules)",
+                                            r.origin.where("tests"), r.id, line, what));
+    }
+  }
+  return {};
+}
+
+}  // namespace rampart::core
