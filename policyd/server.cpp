@@ -469,7 +469,8 @@ void Server::charge(std::shared_ptr<Pending> p, int attempt) {
   const auto now = now_utc();
   auto& wallet = budget_.wallet();
   auto check = wallet.check(p->limits, now);
-  budget_.hand_back(now);
+  // Stale leases check() retired go back now; expired ones are swept every second by main.
+  if (wallet.has_pending()) budget_.hand_back(now);
   switch (check.state) {
     case Wallet::State::Ready: {
       wallet.spend(p->limits);

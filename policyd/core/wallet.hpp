@@ -86,6 +86,9 @@ class Wallet {
   // Every lease still holding units (shutdown), emptying the wallet.
   std::vector<HandBack> take_all();
 
+  // Whether check()/refund() left hand-backs or refunds waiting (expired leases are found by
+  // hand_backs(now) itself, on a timer).
+  bool has_pending() const { return !returns_.empty() || !refunds_.empty(); }
   const Holding* holding(const std::string& scope_key) const;
   std::size_t size() const { return holdings_.size(); }
 

@@ -340,12 +340,14 @@ TEST_CASE("Wallet::refund: into the lease the unit came from, else off the store
     CHECK(w.holding("hour:bulk")->units == c.want_units);
   }
   CHECK(w.holding("hour:bulk")->used == 2);
+  CHECK(w.has_pending());  // the refund off the counter waits for Budget::hand_back
   auto refunds = w.refunds();
   REQUIRE(refunds.size() == 1);
   CHECK(refunds[0].scope == "hour:bulk");
   CHECK(refunds[0].bucket == bucket);
   CHECK(refunds[0].units == 1);
   CHECK(w.refunds().empty());
+  CHECK_FALSE(w.has_pending());
   CHECK(w.hand_backs(kT0).empty());
   // Once the lease is replaced (its unspent units went back with it), a unit refunded to it
   // comes off the counter row it was charged to: never into the new lease. Refunds to one row
