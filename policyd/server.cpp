@@ -42,6 +42,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void start() {
     server_.attach(this);
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);  // replies are written at once when the socket takes them
     arm_timer();
     pump();
   }
@@ -58,14 +60,26 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void arm_timer() {
     // Boost 1.74 has no cancellation slots: the timer closes the socket, which ends the read.
     // Re-armed only when a request completes, so the whole next request must arrive within
-    // the idle timeout (a client trickling bytes is bounded too).
-    timer_.expires_after(server_.settings().idle_timeout);
+    // the idle timeout (a client trickling bytes is bounded too). Moving the deadline does not
+    // touch the pending wait (a cancel per request would cost a handler per request): the wait
+    // checks the deadline when it fires and waits again for what is left.
+    deadline_ = std::chrono::steady_clock::now() + server_.settings().idle_timeout;
+    if (!timer_waiting_) wait_deadline();
+  }
+  void wait_deadline() {
+    timer_waiting_ = true;
+    timer_.expires_at(deadline_);
     timer_.async_wait([weak = this->weak_from_this()](boost::system::error_code ec) {
-      if (ec) return;
-      if (auto self = weak.lock()) {
-        obs::log(obs::Level::Debug, "policyd.idle_closed", fmt::format("peer={}", self->peer_));
-        self->close();
+      auto self = weak.lock();
+      if (!self) return;
+      self->timer_waiting_ = false;
+      if (ec || self->closed_) return;
+      if (std::chrono::steady_clock::now() < self->deadline_) {
+        self->wait_deadline();
+        return;
       }
+      obs::log(obs::Level::Debug, "policyd.idle_closed", fmt::format("peer={}", self->peer_));
+      self->close();
     });
   }
 
@@ -97,9 +111,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     in_pump_ = false;
     if (closed_) return;
-    if (!out_.empty() && !writing_) {
-      write();
-    } else if (bad_ && !writing_) {
+    if (!out_.empty() && !writing_ && !write()) return;  // the rest goes out asynchronously
+    if (bad_ && !writing_) {
       close();
     } else if (!busy_ && !reading_ && !writing_ && !bad_) {
       read();
@@ -120,7 +133,18 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     });
   }
 
-  void write() {
+  // Writes out_ now if the socket takes it all (the usual case: a reply is tens of bytes), which
+  // saves a trip through the event loop per request; else sends the rest asynchronously and
+  // returns false (pump() runs again when it is out). False also when the connection failed.
+  bool write() {
+    boost::system::error_code wec;
+    const std::size_t n = socket_.write_some(asio::buffer(out_), wec);
+    if (wec && wec != asio::error::would_block && wec != asio::error::try_again) {
+      close();
+      return false;
+    }
+    out_.erase(0, wec ? 0 : n);
+    if (out_.empty()) return true;
     writing_ = true;
     wbuf_.swap(out_);
     out_.clear();
@@ -134,11 +158,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                         }
                         self->pump();
                       });
+    return false;
   }
 
   Server& server_;
   Socket socket_;
   asio::steady_timer timer_;
+  std::chrono::steady_clock::time_point deadline_;
+  bool timer_waiting_ = false;
   std::string peer_;
   std::array<char, 4096> chunk_{};
   std::string in_, out_, wbuf_;
