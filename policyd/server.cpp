@@ -112,7 +112,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     in_pump_ = false;
     if (closed_) return;
     if (!out_.empty() && !writing_ && !write()) return;  // the rest goes out asynchronously
-    if (bad_ && !writing_) {
+    if ((bad_ || (server_.draining() && !busy_)) && !writing_) {
       close();
     } else if (!busy_ && !reading_ && !writing_ && !bad_) {
       read();
@@ -356,8 +356,8 @@ void Server::drain(std::chrono::seconds grace, std::function<void()> done) {
   draining_ = true;
   for (auto& c : closers_) c();
   closers_.clear();
-  // Idle sessions close now; busy ones close after their answer is written (their read fails
-  // on the closed listener? no: they keep their socket) -- close them when the grace ends.
+  // Idle sessions close now; busy ones close once their answer is written (Session::pump), and
+  // whatever is left when the grace ends is closed then.
   for (auto* s : std::vector<SessionBase*>(sessions_)) {
     if (!s->busy()) s->close();
   }

@@ -68,7 +68,7 @@ class Server {
   // New rules (when set), back-offs, histories; true when the active back-offs changed.
   bool apply(Snapshot snap);
   std::size_t backoffs() const { return backoffs_.size(); }
-  bool has_rules() const { return rules_ != nullptr; }
+  bool draining() const { return draining_; }
   std::size_t streams() const { return rules_ != nullptr ? rules_->spec().streams.size() : 0; }
   std::int64_t rules_version() const { return version_; }
 

@@ -5,53 +5,11 @@
 # texts naming the bad value, replace/clear semantics, and the JSON form of list.
 set -uo pipefail
 
-bin=${RAMPART_BIN:?RAMPART_BIN must point at the rampart binary}
-engine=${RAMPART_TEST_STORE:-sqlite}
-# A missing tool is a skip (77), a failure under RAMPART_REQUIRE_INTEGRATION=1 (STYLE.md section 7).
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"
 need=(python3)
-[ "$engine" = sqlite ] && need+=(sqlite3)
-for tool in "${need[@]}"; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "backoff cli: $tool is not installed" >&2
-    [ "${RAMPART_REQUIRE_INTEGRATION:-0}" = 1 ] && exit 1
-    exit 77
-  fi
-done
-work=$(mktemp -d /tmp/rampart-backoff-XXXXXX)
-trap 'rm -rf "$work"' EXIT
-failures=0
-
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-# expect CODE LABEL -- CMD...: runs CMD, keeps stdout/stderr in $out/$err, checks the exit code.
-expect() {
-  local want=$1 label=$2; shift 3
-  "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  out=$(cat "$work/out"); err=$(cat "$work/err")
-  if [ "$got" != "$want" ]; then
-    fail "$label: exit $got, want $want; stdout: $out; stderr: $err"
-    return 1
-  fi
-  return 0
-}
-contains() {  # contains LABEL HAYSTACK NEEDLE
-  case "$2" in *"$3"*) ;; *) fail "$1: expected to find '$3' in: $2" ;; esac
-}
-lacks() {  # lacks LABEL HAYSTACK NEEDLE
-  case "$2" in *"$3"*) fail "$1: did not expect '$3' in: $2" ;; esac
-}
-
-if [ "$engine" = pgsql ]; then
-  url=${RAMPART_PG_URL:?run under tests/lab/with-postgres.sh}
-  psql -q "$url" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' >/dev/null || { echo "cannot reset database" >&2; exit 1; }
-  sql() { psql -q -v ON_ERROR_STOP=1 "$url" -c "$1" >/dev/null; }
-else
-  url="sqlite://$work/rampart.db"
-  sql() { sqlite3 "$work/rampart.db" "$1"; }
-fi
-cfg="$work/rampart.toml"
-printf '[store]\nurl = "%s"\n' "$url" >"$cfg"
-r() { "$bin" --config "$cfg" "$@"; }
+[ "${RAMPART_TEST_STORE:-sqlite}" = sqlite ] && need+=(sqlite3)
+cli_init "backoff cli" "${need[@]}"
+cli_store
 
 cat >"$work/rules.toml" <<'TOML'
 [[stream]]
@@ -175,8 +133,4 @@ PY
 # --- a store that cannot be reached ------------------------------------------------------------
 expect 75 "postgres down" -- "$bin" --config "$cfg" --store "postgresql:///rampart?host=/nonexistent-rampart-sock&connect_timeout=1" backoff list
 
-if [ "$failures" -ne 0 ]; then
-  echo "backoff cli ($engine): $failures failed" >&2
-  exit 1
-fi
-echo "backoff cli ($engine): all checks passed"
+cli_finish

@@ -9,50 +9,17 @@
 # The real-Postfix scenario is tests/lab (release_test.sh).
 set -uo pipefail
 
-bin=${RAMPART_BIN:?RAMPART_BIN must point at the rampart binary}
-engine=${RAMPART_TEST_STORE:-sqlite}
-for tool in python3 unbound; do
-  if ! command -v "$tool" >/dev/null && ! [ -x "/usr/sbin/$tool" ]; then
-    echo "release cli: $tool is not installed" >&2
-    [ "${RAMPART_REQUIRE_INTEGRATION:-0}" = 1 ] && exit 1
-    exit 77
-  fi
-done
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"
+cli_init "release cli" python3 unbound
+cli_store
 unbound_bin=$(command -v unbound || echo /usr/sbin/unbound)
-work=$(mktemp -d /tmp/rampart-release-XXXXXX)
 unbound_pid=""
-cleanup() {
+cli_cleanup_hook() {
   if [ -n "$unbound_pid" ]; then
     kill "$unbound_pid" 2>/dev/null
     wait "$unbound_pid" 2>/dev/null
   fi
-  rm -rf "$work"
 }
-trap cleanup EXIT
-failures=0
-
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-expect() {  # expect CODE LABEL -- CMD...: stdout/stderr in $out/$err
-  local want=$1 label=$2; shift 3
-  "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  out=$(cat "$work/out"); err=$(cat "$work/err")
-  if [ "$got" != "$want" ]; then
-    fail "$label: exit $got, want $want; stdout: $out; stderr: $err"
-    return 1
-  fi
-  return 0
-}
-contains() {  # contains LABEL HAYSTACK NEEDLE
-  case "$2" in *"$3"*) ;; *) fail "$1: expected to find '$3' in: $2" ;; esac
-}
-
-if [ "$engine" = pgsql ]; then
-  url=${RAMPART_PG_URL:?run under tests/lab/with-postgres.sh}
-  psql -q "$url" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' >/dev/null || { echo "cannot reset database" >&2; exit 1; }
-else
-  url="sqlite://$work/rampart.db"
-fi
 
 # --- DNS: unbound answering for the test zone on a free loopback port --------------------------
 port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -184,7 +151,6 @@ host_id = "testhost"
 [sidecar]
 postfix_config_dir = "$pf"
 EOF
-r() { "$bin" --config "$cfg" "$@"; }
 
 # Warm since 2020 (calendar): hourly 5. google capped at 3 a day; microsoft gated far ahead.
 cat >"$work/rules.toml" <<'TOML'
@@ -362,8 +328,4 @@ sed -i 's/dns_timeout = "3s"/dns_timeout = "500ms"/' "$cfg"
 expect 0 "dns down" -- r release --format json
 contains "dns down" "$out" '"result": "kept", "reason": "MX lookup for fresh.example failed'
 
-if [ "$failures" -ne 0 ]; then
-  echo "release cli ($engine): $failures failed" >&2
-  exit 1
-fi
-echo "release cli ($engine): all checks passed"
+cli_finish

@@ -4,39 +4,10 @@
 # error texts naming file:line and key, "a bad file changes nothing", and the rules round trip.
 set -uo pipefail
 
-bin=${RAMPART_BIN:?RAMPART_BIN must point at the rampart binary}
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"
+cli_init cli
 src=${RAMPART_SOURCE_DIR:?}
-engine=${RAMPART_TEST_STORE:-sqlite}
-work=$(mktemp -d /tmp/rampart-cli-XXXXXX)
-trap 'rm -rf "$work"' EXIT
-failures=0
-
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-# expect CODE LABEL -- CMD...: runs CMD, keeps stdout/stderr in $out/$err, checks the exit code.
-expect() {
-  local want=$1 label=$2; shift 3
-  "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  out=$(cat "$work/out"); err=$(cat "$work/err")
-  if [ "$got" != "$want" ]; then
-    fail "$label: exit $got, want $want; stderr: $err"
-    return 1
-  fi
-  return 0
-}
-contains() {  # contains LABEL HAYSTACK NEEDLE
-  case "$2" in *"$3"*) ;; *) fail "$1: expected to find '$3' in: $2" ;; esac
-}
-
-if [ "$engine" = pgsql ]; then
-  url=${RAMPART_PG_URL:?run under tests/lab/with-postgres.sh}
-  psql -q "$url" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' >/dev/null || { echo "cannot reset database" >&2; exit 1; }
-else
-  url="sqlite://$work/rampart.db"
-fi
-cfg="$work/rampart.toml"
-printf '[store]\nurl = "%s"\n' "$url" >"$cfg"
-r() { "$bin" --config "$cfg" "$@"; }
+cli_store
 shipped=("$src"/packaging/rules/*.toml "$src/packaging/rules/rules.toml.example")
 
 # --- usage and configuration -------------------------------------------------------------
@@ -111,8 +82,4 @@ expect 75 "postgres down" -- "$bin" --config "$cfg" --store "postgresql:///rampa
 expect 78 "sqlite dir missing" -- "$bin" --config "$cfg" --store "sqlite:///nonexistent-rampart-dir/x.db" rules list
 expect 78 "bad url" -- "$bin" --config "$cfg" --store "mysql://x" rules list
 
-if [ "$failures" -ne 0 ]; then
-  echo "cli ($engine): $failures failed" >&2
-  exit 1
-fi
-echo "cli ($engine): all checks passed"
+cli_finish
