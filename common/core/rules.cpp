@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -42,6 +43,16 @@ std::string_view to_string(ExclusionAction v) {
     case ExclusionAction::Discard: return "discard";
   }
   return "reject";
+}
+
+bool FeedbackSpec::operator==(const FeedbackSpec& o) const {
+  return category == o.category && suppress_addresses == o.suppress_addresses &&
+         address_expiry_days == o.address_expiry_days && suppress_domains == o.suppress_domains &&
+         domain_replies == o.domain_replies && domain_days == o.domain_days &&
+         domain_expiry_days == o.domain_expiry_days && backoff == o.backoff &&
+         backoff_percent == o.backoff_percent && backoff_min_attempts == o.backoff_min_attempts &&
+         backoff_factor_percent == o.backoff_factor_percent && backoff_hours == o.backoff_hours &&
+         pause == o.pause && pause_hours == o.pause_hours;
 }
 
 namespace {
@@ -228,6 +239,9 @@ Result<void> merge_into(RulesSpec& into, RulesSpec next) {
     append_unique(it->domains, e.domains);
     append_unique(it->addresses, e.addresses);
   }
+  // [feedback] is one table per rule set: a later file's table replaces an earlier one whole
+  // (keys it leaves out take the built-in defaults, not the earlier file's values).
+  if (next.feedback) into.feedback = std::move(next.feedback);
   return {};
 }
 
@@ -438,6 +452,45 @@ Result<void> validate_classify(const std::vector<ClassifySpec>& rules,
   return classifier.check_tests();
 }
 
+// [feedback]: the category follows the [[exclusion]] name rule (suppressions are stored as that
+// exclusion); counts and thresholds are positive, expiries may be 0 (never expire).
+Result<void> validate_feedback(const FeedbackSpec& f) {
+  const Origin& o = f.origin;
+  auto bad = [&](std::string_view key, std::string msg) {
+    return tl::unexpected(Error{Errc::Config, fmt::format("{}: feedback: {}", o.where(key), msg)});
+  };
+  if (!valid_name(f.category)) {
+    return bad("category",
+               fmt::format("bad category {:?}: must be 1-64 of [A-Za-z0-9_.-]", f.category));
+  }
+  struct Range {
+    std::string_view key;
+    std::int64_t value, min, max;
+  };
+  constexpr auto kNoMax = std::numeric_limits<std::int64_t>::max();
+  const Range ranges[] = {
+      {"address_expiry_days", f.address_expiry_days, 0, kNoMax},
+      {"domain_replies", f.domain_replies, 1, kNoMax},
+      {"domain_days", f.domain_days, 1, kNoMax},
+      {"domain_expiry_days", f.domain_expiry_days, 0, kNoMax},
+      {"backoff_percent", f.backoff_percent, 1, 100},
+      {"backoff_min_attempts", f.backoff_min_attempts, 1, kNoMax},
+      {"backoff_factor_percent", f.backoff_factor_percent, 1, 100},
+      {"backoff_hours", f.backoff_hours, 1, kNoMax},
+      {"pause_hours", f.pause_hours, 1, kNoMax},
+  };
+  for (const auto& r : ranges) {
+    if (r.value >= r.min && r.value <= r.max) continue;
+    if (r.max != kNoMax) {
+      return bad(r.key, fmt::format("{} must be {}..{}, got {}", r.key, r.min, r.max, r.value));
+    }
+    const auto* what =
+        r.min == 0 ? "must not be negative (0 = never expires)" : "must be at least 1";
+    return bad(r.key, fmt::format("{} {}, got {}", r.key, what, r.value));
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<void> validate(RulesSpec& spec) {
@@ -529,13 +582,27 @@ Result<void> validate(RulesSpec& spec) {
     }
     e.addresses = std::move(addrs);
   }
+  if (spec.feedback) {
+    if (auto r = validate_feedback(*spec.feedback); !r) return r;
+  }
   return validate_classify(spec.classify, operator_names);
 }
 
 std::vector<std::string> lint(const RulesSpec& spec) {
   std::vector<std::string> out;
+  const auto feedback = spec.effective_feedback();
+  const bool suppressing = feedback.suppress_addresses || feedback.suppress_domains;
   for (const auto& e : spec.exclusions) {
-    if (e.streams && !e.streams->empty() && e.domains.empty() && e.addresses.empty()) {
+    // The bounce category is filled by `rampart classify`, so a file defining it lists nothing.
+    const bool bounce_category = suppressing && e.category == feedback.category;
+    if (bounce_category && (!e.streams || e.streams->empty())) {
+      out.push_back(
+          fmt::format("{}: exclusion {:?}: applies to no stream, but [feedback] suppresses bounced "
+                      "recipients into it (they would still be mailed; set streams = [\"*\"])",
+                      e.streams ? e.origin.where("streams") : e.origin.where(), e.category));
+    }
+    if (!bounce_category && e.streams && !e.streams->empty() && e.domains.empty() &&
+        e.addresses.empty()) {
       out.push_back(fmt::format(
           "{}: exclusion {:?}: enabled but lists no domains or addresses (are the shipped "
           "rules in /usr/share/rampart/rules included?)",

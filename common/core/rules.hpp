@@ -175,6 +175,35 @@ struct ClassifySpec {
   bool operator==(const ClassifySpec& o) const;  // ignores origin
 };
 
+// What `rampart classify` does with what it classified ([feedback], issue 5 point 6): the
+// thresholds of loop closing. One table per rule set (a later file's table replaces an earlier
+// one whole: keys it leaves out take the defaults here, not the earlier file's values); every
+// key is optional and defaults to the value here. Ranges (core::validate): expiry days >= 0
+// (0 = never expires); domain_replies, domain_days, backoff_min_attempts, backoff_hours and
+// pause_hours >= 1; the two percents 1..100; category as an [[exclusion]] category name.
+struct FeedbackSpec {
+  // The exclusion category bounce suppressions go into (created with action reject, all
+  // streams, when no rules file defines it; a file that does sets its action/status/streams).
+  std::string category = "bounces";
+  bool suppress_addresses = true;        // suppress = "address" replies suppress the recipient
+  std::int64_t address_expiry_days = 0;  // 0 = the address stays suppressed
+  bool suppress_domains = true;          // suppress = "domain" replies count towards ...
+  std::int64_t domain_replies = 3;       // ... this many of them (any recipients) ...
+  std::int64_t domain_days = 7;          // ... within this many UTC days suppress the domain
+  std::int64_t domain_expiry_days = 90;  // 0 = never expires
+  // Back-off when throttled + reject_reputation reach this share of a stream's attempts to an
+  // operator on one UTC day, counted once there were at least backoff_min_attempts attempts.
+  bool backoff = true;
+  std::int64_t backoff_percent = 20;  // 1..100
+  std::int64_t backoff_min_attempts = 50;
+  std::int64_t backoff_factor_percent = 50;  // the operator's budget while backed off, 1..100
+  std::int64_t backoff_hours = 24;           // from the moment the share crossed
+  bool pause = true;                         // backoff = "pause" replies ([TSS04]) ...
+  std::int64_t pause_hours = 24;             // ... pause the operator for the stream this long
+  Origin origin;
+  bool operator==(const FeedbackSpec& o) const;  // ignores origin
+};
+
 // A whole rule set as written. Order is kept (it is the tie-break for stream resolution).
 struct RulesSpec {
   std::vector<StreamSpec> streams;
@@ -182,25 +211,30 @@ struct RulesSpec {
   std::vector<OperatorSpec> operators;
   std::vector<CapSpec> caps;
   std::vector<ExclusionSpec> exclusions;
-  std::vector<ClassifySpec> classify;  // order is the match order
+  std::vector<ClassifySpec> classify;    // order is the match order
+  std::optional<FeedbackSpec> feedback;  // unset: no file has a [feedback] table (defaults)
+  FeedbackSpec effective_feedback() const { return feedback.value_or(FeedbackSpec{}); }
   bool operator==(const RulesSpec&) const = default;
 };
 
 // Adds `next` into `into` with the merge rules of DESIGN.md: exclusions with the same category
 // merge (domains/addresses add up, streams/action/status from the later entry that sets them);
 // any other duplicate name (and a duplicate classify id) is an error naming both places;
-// classify rules keep file order (first match wins).
+// classify rules keep file order (first match wins); a later [feedback] replaces an earlier one.
 [[nodiscard]] Result<void> merge_into(RulesSpec& into, RulesSpec next);
 
 // Normalises and checks a whole rule set: names, references between tables, CIDRs, ramps, status
-// codes, addresses, classify patterns and their test lines (each must hit its own rule first).
+// codes, addresses, classify patterns and their test lines (each must hit its own rule first),
+// [feedback] ranges.
 // Errors are Errc::Config and name file:line and the key. Normalises domains
 // (lower case, no trailing dot) and removes duplicate domains/addresses in place.
 [[nodiscard]] Result<void> validate(RulesSpec& spec);
 
 // Things that are valid but probably not what the operator meant, worded like errors
 // (`file:line: kind "name": ...`): an exclusion enabled for streams but listing nothing (the
-// shipped lists were not included), a stream with no transport (its mail is not pinned).
+// shipped lists were not included; not said of the [feedback] category, which classify fills),
+// the [feedback] category defined but applied to no stream (suppressions would not be enforced),
+// a stream with no transport (its mail is not pinned).
 std::vector<std::string> lint(const RulesSpec& spec);
 
 }  // namespace rampart::core

@@ -30,4 +30,9 @@ std::string_view address_domain(std::string_view address);
 // RFC 3463 enhanced status "c.sss.ddd" with c in {2,4,5}; `klass` is the required first digit.
 bool is_enhanced_status(std::string_view s, char klass);
 
+// `s` with every byte that is not part of a well-formed UTF-8 sequence (RFC 3629: no overlongs,
+// no surrogates, nothing past U+10FFFF) replaced by '?', and control characters other than tab by
+// ' ': log data made safe for JSON output and for PostgreSQL TEXT.
+std::string utf8_clean(std::string_view s);
+
 }  // namespace rampart::core

@@ -4,10 +4,12 @@
 
 #include <glob.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -68,6 +70,10 @@ class Entry {
   Result<std::int64_t> integer(std::string_view key, const toml::node& n) const {
     if (n.is_integer()) return n.as_integer()->get();
     return wrong_type(key, "an integer", n);
+  }
+  Result<bool> boolean(std::string_view key, const toml::node& n) const {
+    if (n.is_boolean()) return n.as_boolean()->get();
+    return wrong_type(key, "a boolean", n);
   }
   Result<std::vector<std::string>> strings(std::string_view key, const toml::node& n) const {
     const auto* a = n.as_array();
@@ -389,6 +395,60 @@ Result<core::ClassifySpec> read_classify(const toml::table& t, std::string_view 
   return c;
 }
 
+// [feedback]: one table, every key optional (core::FeedbackSpec holds the defaults). Ranges are
+// core::validate()'s job, like every other table's.
+Result<core::FeedbackSpec> read_feedback(const toml::table& t, std::string_view file) {
+  Entry e(t, "feedback", file);
+  core::FeedbackSpec f;
+  struct Flag {
+    std::string_view key;
+    bool core::FeedbackSpec::*field;
+  };
+  struct Number {
+    std::string_view key;
+    std::int64_t core::FeedbackSpec::*field;
+  };
+  static constexpr Flag kFlags[] = {
+      {"suppress_addresses", &core::FeedbackSpec::suppress_addresses},
+      {"suppress_domains", &core::FeedbackSpec::suppress_domains},
+      {"backoff", &core::FeedbackSpec::backoff},
+      {"pause", &core::FeedbackSpec::pause},
+  };
+  static constexpr Number kNumbers[] = {
+      {"address_expiry_days", &core::FeedbackSpec::address_expiry_days},
+      {"domain_replies", &core::FeedbackSpec::domain_replies},
+      {"domain_days", &core::FeedbackSpec::domain_days},
+      {"domain_expiry_days", &core::FeedbackSpec::domain_expiry_days},
+      {"backoff_percent", &core::FeedbackSpec::backoff_percent},
+      {"backoff_min_attempts", &core::FeedbackSpec::backoff_min_attempts},
+      {"backoff_factor_percent", &core::FeedbackSpec::backoff_factor_percent},
+      {"backoff_hours", &core::FeedbackSpec::backoff_hours},
+      {"pause_hours", &core::FeedbackSpec::pause_hours},
+  };
+  for (auto&& [k, v] : t) {
+    const auto key = k.str();
+    if (key == "category") {
+      RAMPART_TRY(x, e.string(key, v));
+      f.category = std::move(x);
+      continue;
+    }
+    const auto* flag = std::find_if(std::begin(kFlags), std::end(kFlags),
+                                    [&](const Flag& x) { return x.key == key; });
+    if (flag != std::end(kFlags)) {
+      RAMPART_TRY(x, e.boolean(key, v));
+      f.*(flag->field) = x;
+      continue;
+    }
+    const auto* number = std::find_if(std::begin(kNumbers), std::end(kNumbers),
+                                      [&](const Number& x) { return x.key == key; });
+    if (number == std::end(kNumbers)) return e.unknown(key);
+    RAMPART_TRY(x, e.integer(key, v));
+    f.*(number->field) = x;
+  }
+  f.origin = e.origin();
+  return f;
+}
+
 template <class T>
 Result<void> read_all(const toml::node& n, std::string_view key, std::string_view file,
                       Result<T> (*read)(const toml::table&, std::string_view),
@@ -436,6 +496,21 @@ Result<ParsedFile> parse(std::string_view toml_text, std::string_view file_name)
       r = read_all(v, key, file_name, &read_exclusion, file_spec.exclusions);
     } else if (key == "classify") {
       r = read_all(v, key, file_name, &read_classify, file_spec.classify);
+    } else if (key == "feedback") {
+      if (const auto* t = v.as_table()) {
+        auto f = read_feedback(*t, file_name);
+        if (!f) return tl::unexpected(f.error());
+        file_spec.feedback = std::move(*f);
+      } else if (const auto* a = v.as_array(); a != nullptr && a->is_array_of_tables()) {
+        return fail(Errc::Config,
+                    fmt::format("{}:{}: feedback: write [feedback], a single table, not "
+                                "[[feedback]]",
+                                file_name, line));
+      } else {
+        return fail(Errc::Config,
+                    fmt::format("{}:{}: feedback: expected a [feedback] table, got {}", file_name,
+                                line, type_name(v)));
+      }
     } else if (key == "include") {
       const auto* a = v.as_array();
       bool ok = a != nullptr;
@@ -460,6 +535,7 @@ Result<ParsedFile> parse(std::string_view toml_text, std::string_view file_name)
           hint = fmt::format(" (write [[{}]], an array of tables)", known);
         }
       }
+      if (key == "feedbacks") hint = " (write [feedback], a table)";
       return fail(Errc::Config,
                   fmt::format("{}:{}: unknown top-level key {:?}{}", file_name, line, key, hint));
     }

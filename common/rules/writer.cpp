@@ -110,6 +110,20 @@ std::string to_toml(const core::RulesSpec& spec) {
     for (const auto& t : c.tests) out += fmt::format("  {},\n", quote(t));
     out += "]\n\n";
   }
+  if (spec.feedback) {
+    // Every key, defaults included: a later [feedback] replaces an earlier one whole, so the
+    // export states the whole table in effect.
+    const auto& f = *spec.feedback;
+    out += fmt::format(
+        "[feedback]\ncategory = {}\nsuppress_addresses = {}\naddress_expiry_days = {}\n"
+        "suppress_domains = {}\ndomain_replies = {}\ndomain_days = {}\n"
+        "domain_expiry_days = {}\nbackoff = {}\nbackoff_percent = {}\n"
+        "backoff_min_attempts = {}\nbackoff_factor_percent = {}\nbackoff_hours = {}\n"
+        "pause = {}\npause_hours = {}\n\n",
+        quote(f.category), f.suppress_addresses, f.address_expiry_days, f.suppress_domains,
+        f.domain_replies, f.domain_days, f.domain_expiry_days, f.backoff, f.backoff_percent,
+        f.backoff_min_attempts, f.backoff_factor_percent, f.backoff_hours, f.pause, f.pause_hours);
+  }
   return out;
 }
 
@@ -183,7 +197,22 @@ std::string to_json(const core::RulesSpec& spec) {
         c.suppress ? quote(to_string(*c.suppress)) : "null",
         c.backoff ? quote(to_string(*c.backoff)) : "null", list(c.tests));
   }
-  out += "\n  ]\n}\n";
+  out += "\n  ],\n  \"feedback\": ";
+  if (spec.feedback) {
+    const auto& f = *spec.feedback;
+    out += fmt::format(
+        "{{\"category\": {}, \"suppress_addresses\": {}, \"address_expiry_days\": {}, "
+        "\"suppress_domains\": {}, \"domain_replies\": {}, \"domain_days\": {}, "
+        "\"domain_expiry_days\": {}, \"backoff\": {}, \"backoff_percent\": {}, "
+        "\"backoff_min_attempts\": {}, \"backoff_factor_percent\": {}, \"backoff_hours\": {}, "
+        "\"pause\": {}, \"pause_hours\": {}}}",
+        quote(f.category), f.suppress_addresses, f.address_expiry_days, f.suppress_domains,
+        f.domain_replies, f.domain_days, f.domain_expiry_days, f.backoff, f.backoff_percent,
+        f.backoff_min_attempts, f.backoff_factor_percent, f.backoff_hours, f.pause, f.pause_hours);
+  } else {
+    out += "null";  // no file has a [feedback] table: the built-in defaults apply
+  }
+  out += "\n}\n";
   return out;
 }
 

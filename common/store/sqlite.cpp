@@ -57,9 +57,14 @@ class SqliteSql final : public Sql {
     sqlite3_stmt* stmt = *st;
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
+    const int slots = sqlite3_bind_parameter_count(stmt);
     for (std::size_t i = 0; i < params.size(); ++i) {
       const auto name = fmt::format("${}", i + 1);
-      const int idx = sqlite3_bind_parameter_index(stmt, name.c_str());
+      // Statements mostly use $1..$n in order, so $k sits in slot k; the lookup by name (a scan
+      // of every slot) is the fallback, which matters for multi-row INSERTs of hundreds.
+      int idx = static_cast<int>(i + 1);
+      const char* at = idx <= slots ? sqlite3_bind_parameter_name(stmt, idx) : nullptr;
+      if (at == nullptr || name != at) idx = sqlite3_bind_parameter_index(stmt, name.c_str());
       if (idx == 0) continue;  // parameter not used by this statement
       int rc = SQLITE_OK;
       if (const auto* n = std::get_if<std::int64_t>(&params[i])) {

@@ -1,16 +1,21 @@
 // The store logic, written once against sql.hpp: URL dispatch, migrations, the rule tables in
-// and out, budget counters with their leases, and back-offs. Each public method is one
-// exception-free unit returning Errc (see store.hpp).
+// and out, budget counters with their leases, back-offs, and what `rampart classify` keeps
+// (cursors, reputation aggregates, domain hits, anomalies, bounce suppressions). Each public
+// method is one exception-free unit returning Errc (see store.hpp).
 #include "store/store.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <iterator>
+#include <map>
+#include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
+#include "core/text.hpp"
 #include "store/sql.hpp"
 
 namespace rampart::store {
@@ -58,14 +63,19 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
-std::string now_utc() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+// UTC, ISO 8601 to the second: the text form of applied_at, created_at and expires_at, which
+// compares (as text) in time order.
+std::string iso_utc(std::time_t t) {
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
+std::time_t unix_now() {
+  return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+}
+std::string now_utc() { return iso_utc(unix_now()); }
 
 Value opt(const std::optional<std::int64_t>& v) { return v ? Value{*v} : Value{}; }
 Value opt(const std::optional<std::string>& v) { return v ? Value{*v} : Value{}; }
@@ -82,6 +92,22 @@ core::Origin parse_origin(const std::string& s) {
     o.file = s;
   }
   return o;
+}
+
+// "INSERT ... VALUES ($1, ..), (..) ... tail" for `rows` rows of `cols` values each.
+std::string values_sql(std::string_view head, std::size_t rows, std::size_t cols,
+                       std::string_view tail) {
+  std::string out(head);
+  out += " VALUES ";
+  std::size_t n = 0;
+  for (std::size_t r = 0; r < rows; ++r) {
+    out += r ? ", (" : "(";
+    for (std::size_t c = 0; c < cols; ++c) out += fmt::format("{}${}", c ? ", " : "", ++n);
+    out += ')';
+  }
+  out += ' ';
+  out += tail;
+  return out;
 }
 
 class SqlStore final : public Store {
@@ -258,6 +284,31 @@ class SqlStore final : public Store {
       c.tests = split(as_text(r[8]));
       c.origin = parse_origin(as_text(r[9]));
       spec.classify.push_back(std::move(c));
+    }
+    RAMPART_TRY(
+        fb, sql_->query("SELECT category, suppress_addresses, address_expiry_days, "
+                        "suppress_domains, domain_replies, domain_days, domain_expiry_days, "
+                        "backoff, backoff_percent, backoff_min_attempts, backoff_factor_percent, "
+                        "backoff_hours, pause, pause_hours, origin FROM feedback WHERE id = 1"));
+    if (!fb.empty()) {
+      const auto& r = fb.front();
+      core::FeedbackSpec f;
+      f.category = as_text(r[0]);
+      f.suppress_addresses = as_int(r[1]) != 0;
+      f.address_expiry_days = as_int(r[2]);
+      f.suppress_domains = as_int(r[3]) != 0;
+      f.domain_replies = as_int(r[4]);
+      f.domain_days = as_int(r[5]);
+      f.domain_expiry_days = as_int(r[6]);
+      f.backoff = as_int(r[7]) != 0;
+      f.backoff_percent = as_int(r[8]);
+      f.backoff_min_attempts = as_int(r[9]);
+      f.backoff_factor_percent = as_int(r[10]);
+      f.backoff_hours = as_int(r[11]);
+      f.pause = as_int(r[12]) != 0;
+      f.pause_hours = as_int(r[13]);
+      f.origin = parse_origin(as_text(r[14]));
+      spec.feedback = std::move(f);
     }
     return spec;
   }
@@ -460,7 +511,315 @@ class SqlStore final : public Store {
     return out;
   }
 
+  Result<std::optional<core::Cursor>> cursor(std::string_view identity) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    const Value id{std::string(identity)};
+    RAMPART_TRY(rows, sql_->query("SELECT identity, byte_offset, path, updated_at FROM "
+                                  "classify_cursors WHERE identity = $1",
+                                  std::span(&id, 1)));
+    if (rows.empty()) return std::optional<core::Cursor>{};
+    const auto& r = rows.front();
+    return core::Cursor{as_text(r[0]), as_int(r[1]), as_text(r[2]), as_int(r[3])};
+  }
+
+  Result<std::vector<core::Cursor>> cursors() override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    RAMPART_TRY(
+        rows, sql_->query("SELECT identity, byte_offset, path, updated_at FROM classify_cursors"));
+    std::vector<core::Cursor> out;
+    out.reserve(rows.size());
+    for (const auto& r : rows) {
+      out.push_back({as_text(r[0]), as_int(r[1]), as_text(r[2]), as_int(r[3])});
+    }
+    // Sorted here rather than in SQL: PostgreSQL's text collation is not byte order.
+    std::sort(out.begin(), out.end(), [](const core::Cursor& a, const core::Cursor& b) {
+      return std::tie(b.updated, a.identity) < std::tie(a.updated, b.identity);
+    });
+    return out;
+  }
+
+  Result<bool> commit_classify(const ClassifyBatch& b) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    if (b.from_offset < 0 || b.to_offset < b.from_offset) {
+      return fail(Errc::Internal, fmt::format("store: classify batch {:?} moves its cursor from {} "
+                                              "to {}",
+                                              b.identity, b.from_offset, b.to_offset));
+    }
+    return in_transaction([&]() -> Result<bool> {
+      // Compare-and-set in one statement, so it holds even without the writers' lock: the row
+      // moves only if it is still at from_offset (a missing row is at 0 and only then created).
+      const std::vector<Value> c{b.identity, b.to_offset, b.path,
+                                 static_cast<std::int64_t>(unix_now()), b.from_offset};
+      RAMPART_TRY(moved,
+                  sql_->query(b.from_offset == 0
+                                  ? "INSERT INTO classify_cursors (identity, byte_offset, path, "
+                                    "updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (identity) DO "
+                                    "UPDATE SET byte_offset = excluded.byte_offset, path = "
+                                    "excluded.path, updated_at = excluded.updated_at WHERE "
+                                    "classify_cursors.byte_offset = $5 RETURNING identity"
+                                  : "UPDATE classify_cursors SET byte_offset = $2, path = $3, "
+                                    "updated_at = $4 WHERE identity = $1 AND byte_offset = $5 "
+                                    "RETURNING identity",
+                              c));
+      if (moved.empty()) return false;  // another run got there first; nothing was written
+      if (auto r = add_aggregates(b.aggregates); !r) return tl::unexpected(r.error());
+      if (auto r = add_domain_hits(b.domain_hits); !r) return tl::unexpected(r.error());
+      if (auto r = upsert_anomalies(b.anomalies, "anomalies.count + excluded.count"); !r) {
+        return tl::unexpected(r.error());
+      }
+      return true;
+    });
+  }
+
+  Result<std::vector<core::Aggregate>> aggregates(std::int64_t from_day,
+                                                  std::int64_t to_day) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    const std::vector<Value> p{from_day, to_day};
+    RAMPART_TRY(rows, sql_->query("SELECT day, stream, egress_ip, operator, outcome, category, "
+                                  "status, count, sample FROM reputation WHERE day >= $1 AND "
+                                  "day <= $2",
+                                  p));
+    std::vector<core::Aggregate> out;
+    out.reserve(rows.size());
+    for (const auto& r : rows) {
+      auto outcome = core::parse_outcome(as_text(r[4]));
+      if (!outcome) return corrupt("reputation", as_text(r[4]));
+      out.push_back({{as_int(r[0]), as_text(r[1]), as_text(r[2]), as_text(r[3]), *outcome,
+                      as_text(r[5]), as_text(r[6])},
+                     as_int(r[7]),
+                     as_text(r[8])});
+    }
+    std::sort(out.begin(), out.end(),
+              [](const core::Aggregate& a, const core::Aggregate& b) { return a.key < b.key; });
+    return out;
+  }
+
+  Result<std::vector<core::DomainHit>> domain_hits(std::int64_t from_day,
+                                                   std::int64_t to_day) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    const std::vector<Value> p{from_day, to_day};
+    RAMPART_TRY(rows, sql_->query("SELECT domain, MAX(day), SUM(count) FROM domain_hits WHERE "
+                                  "day >= $1 AND day <= $2 GROUP BY domain",
+                                  p));
+    std::vector<core::DomainHit> out;
+    out.reserve(rows.size());
+    for (const auto& r : rows) out.push_back({as_text(r[0]), as_int(r[1]), as_int(r[2])});
+    std::sort(out.begin(), out.end(), [](const core::DomainHit& a, const core::DomainHit& b) {
+      return a.domain < b.domain;
+    });
+    return out;
+  }
+
+  Result<std::vector<core::Anomaly>> anomalies(std::int64_t from_day) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    const Value d{from_day};
+    RAMPART_TRY(rows, sql_->query("SELECT kind, day, stream, subject, first_at, count, detail "
+                                  "FROM anomalies WHERE day >= $1",
+                                  std::span(&d, 1)));
+    std::vector<core::Anomaly> out;
+    out.reserve(rows.size());
+    for (const auto& r : rows) {
+      auto kind = core::parse_anomaly_kind(as_text(r[0]));
+      if (!kind) return corrupt("anomalies", as_text(r[0]));
+      out.push_back({*kind, as_int(r[1]), as_text(r[2]), as_text(r[3]), as_int(r[4]), as_int(r[5]),
+                     as_text(r[6])});
+    }
+    // Newest first; ties in a fixed order so listings are stable.
+    std::sort(out.begin(), out.end(), [](const core::Anomaly& a, const core::Anomaly& b) {
+      return std::tie(b.day, b.first, a.kind, a.stream, a.subject) <
+             std::tie(a.day, a.first, b.kind, b.stream, b.subject);
+    });
+    return out;
+  }
+
+  Result<void> add_anomalies(const std::vector<core::Anomaly>& list) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    if (list.empty()) return {};
+    // No cursor guards these, so adding the same anomaly again must change nothing: the larger
+    // count wins instead of the sum (reputation.hpp: "keeps the first row and the larger count").
+    return in_transaction([&]() -> Result<void> {
+      return upsert_anomalies(list,
+                              "CASE WHEN excluded.count > anomalies.count THEN excluded.count "
+                              "ELSE anomalies.count END");
+    });
+  }
+
+  Result<std::int64_t> add_suppressions(std::string_view category,
+                                        const std::vector<core::Suppression>& list,
+                                        core::UnixTime now) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    // A value that is no address/domain would make every later load_rules fail validation (and
+    // the daemons keep serving a stale rule set): it is skipped, never stored.
+    std::vector<std::pair<std::string, const core::Suppression*>> wanted;
+    wanted.reserve(list.size());
+    for (const auto& s : list) {
+      auto n = s.domain ? core::normalize_domain(s.value) : core::normalize_address(s.value);
+      if (n) wanted.emplace_back(std::move(*n), &s);
+    }
+    if (wanted.empty()) return std::int64_t{0};
+    return in_transaction([&]() -> Result<std::int64_t> {
+      const Value cat{std::string(category)};
+      RAMPART_TRY(have, sql_->query("SELECT source FROM exclusions WHERE category = $1",
+                                    std::span(&cat, 1)));
+      if (have.empty()) {
+        // All streams ("*"): an unset streams list would apply to none (core/ruleset.cpp).
+        RAMPART_TRY(
+            added,
+            sql_->query("INSERT INTO exclusions (category, position, action, streams, status, "
+                        "source, origin) SELECT CAST($1 AS TEXT), COALESCE(MAX(position), 0) + 1, "
+                        "'reject', "
+                        "'*', NULL, 'bounce', 'bounce' FROM exclusions RETURNING category",
+                        std::span(&cat, 1)));
+        (void)added;
+      }
+      RAMPART_TRY(last, sql_->query("SELECT COALESCE(MAX(position), 0) FROM exclusion_entries "
+                                    "WHERE category = $1",
+                                    std::span(&cat, 1)));
+      std::int64_t pos = last.empty() ? 0 : as_int(last.front()[0]);
+      const std::string created = iso_utc(static_cast<std::time_t>(now));
+      std::int64_t changed = 0;
+      for (const auto& [value, s] : wanted) {
+        const std::string kind = s->domain ? "domain" : "address";
+        const Value expires =
+            s->expires != 0 ? Value{iso_utc(static_cast<std::time_t>(s->expires))} : Value{};
+        const std::vector<Value> key{cat, kind, value};
+        RAMPART_TRY(rows, sql_->query("SELECT source, expires_at FROM exclusion_entries WHERE "
+                                      "category = $1 AND kind = $2 AND value = $3",
+                                      key));
+        if (rows.empty()) {
+          const std::vector<Value> p{cat, kind, value, ++pos, expires, created};
+          RAMPART_TRY(ins, sql_->query("INSERT INTO exclusion_entries (category, kind, value, "
+                                       "position, source, expires_at, created_at) VALUES ($1, $2, "
+                                       "$3, $4, 'bounce', $5, $6) RETURNING value",
+                                       p));
+          (void)ins;
+          ++changed;
+          continue;
+        }
+        // Only a bounce entry with an expiry is extended, and only to a later one (or none):
+        // file and cli entries belong to the operator.
+        const auto& r = rows.front();
+        if (as_text(r[0]) != "bounce" || is_null(r[1])) continue;
+        if (!is_null(expires) && as_text(expires) <= as_text(r[1])) continue;
+        const std::vector<Value> p{cat, kind, value, expires};
+        RAMPART_TRY(upd, sql_->query("UPDATE exclusion_entries SET expires_at = $4 WHERE "
+                                     "category = $1 AND kind = $2 AND value = $3 RETURNING value",
+                                     p));
+        (void)upd;
+        ++changed;
+      }
+      if (changed > 0) {
+        const std::vector<Value> v{created, fmt::format("classify: {} suppressions", changed)};
+        RAMPART_TRY(bumped, sql_->query("UPDATE rules_version SET version = version + 1, "
+                                        "applied_at = $1, note = $2 WHERE id = 1 RETURNING version",
+                                        v));
+        if (bumped.empty()) return fail(Errc::Internal, "store: rules_version row is missing");
+      }
+      return changed;
+    });
+  }
+
  private:
+  // Rows per multi-row INSERT: large batches go in chunks of this many (one cached statement),
+  // the rest one row at a time (a second one), so SQLite caches two statements, not one per size.
+  static constexpr std::size_t kChunkRows = 64;
+
+  // Runs `head VALUES (...) tail` over `flat`, `cols` values per row.
+  Result<void> insert_rows(std::string_view head, std::size_t cols, std::string_view tail,
+                           const std::vector<Value>& flat) {
+    const std::size_t rows = flat.size() / cols;
+    const std::span<const Value> all(flat);
+    std::size_t i = 0;
+    if (rows >= kChunkRows) {
+      const auto text = values_sql(head, kChunkRows, cols, tail);
+      for (; i + kChunkRows <= rows; i += kChunkRows) {
+        auto r = sql_->query(text, all.subspan(i * cols, kChunkRows * cols));
+        if (!r) return tl::unexpected(r.error());
+      }
+    }
+    if (i < rows) {
+      const auto text = values_sql(head, 1, cols, tail);
+      for (; i < rows; ++i) {
+        auto r = sql_->query(text, all.subspan(i * cols, cols));
+        if (!r) return tl::unexpected(r.error());
+      }
+    }
+    return {};
+  }
+
+  // The batch's rows are merged by key first: PostgreSQL refuses an upsert that touches one row
+  // twice in a statement ("ON CONFLICT DO UPDATE command cannot affect row a second time").
+  Result<void> add_aggregates(const std::vector<core::Aggregate>& list) {
+    std::map<core::AggregateKey, std::size_t> seen;
+    std::vector<const core::Aggregate*> rows;
+    std::vector<std::int64_t> counts;
+    for (const auto& a : list) {
+      auto [it, fresh] = seen.emplace(a.key, rows.size());
+      if (fresh) {
+        rows.push_back(&a);  // the first sample stays
+        counts.push_back(a.count);
+      } else {
+        counts[it->second] += a.count;
+      }
+    }
+    std::vector<Value> flat;
+    flat.reserve(rows.size() * 9);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& k = rows[i]->key;
+      flat.insert(flat.end(),
+                  {k.day, k.stream, k.egress_ip, k.op, std::string(to_string(k.outcome)),
+                   k.category, k.status, counts[i], rows[i]->sample});
+    }
+    return insert_rows(
+        "INSERT INTO reputation (day, stream, egress_ip, operator, outcome, category, status, "
+        "count, sample)",
+        9,
+        "ON CONFLICT (day, stream, egress_ip, operator, outcome, category, status) DO UPDATE SET "
+        "count = reputation.count + excluded.count",
+        flat);
+  }
+
+  Result<void> add_domain_hits(const std::vector<core::DomainHit>& list) {
+    std::map<std::pair<std::string, std::int64_t>, std::int64_t> merged;
+    for (const auto& h : list) merged[{h.domain, h.day}] += h.count;
+    std::vector<Value> flat;
+    flat.reserve(merged.size() * 3);
+    for (const auto& [key, count] : merged) flat.insert(flat.end(), {key.first, key.second, count});
+    return insert_rows("INSERT INTO domain_hits (domain, day, count)", 3,
+                       "ON CONFLICT (domain, day) DO UPDATE SET count = domain_hits.count + "
+                       "excluded.count",
+                       flat);
+  }
+
+  // A known anomaly keeps its detail and earliest first_at; `count_sql` says how counts combine.
+  Result<void> upsert_anomalies(const std::vector<core::Anomaly>& list,
+                                std::string_view count_sql) {
+    using Key = std::tuple<core::AnomalyKind, std::int64_t, std::string, std::string>;
+    std::map<Key, core::Anomaly> merged;
+    for (const auto& a : list) {
+      auto [it, fresh] = merged.try_emplace(Key{a.kind, a.day, a.stream, a.subject}, a);
+      if (fresh) continue;
+      it->second.count += a.count;
+      if (a.first < it->second.first) {
+        it->second.first = a.first;
+        it->second.detail = a.detail;
+      }
+    }
+    std::vector<Value> flat;
+    flat.reserve(merged.size() * 7);
+    for (const auto& [key, a] : merged) {
+      flat.insert(flat.end(), {std::string(to_string(a.kind)), a.day, a.stream, a.subject, a.first,
+                               a.count, a.detail});
+    }
+    return insert_rows(
+        "INSERT INTO anomalies (kind, day, stream, subject, first_at, count, detail)", 7,
+        fmt::format("ON CONFLICT (kind, day, stream, subject) DO UPDATE SET count = {}, "
+                    "first_at = CASE WHEN excluded.first_at < anomalies.first_at THEN "
+                    "excluded.first_at ELSE anomalies.first_at END",
+                    count_sql),
+        flat);
+  }
+
   // Runs `body` inside one write transaction (Sql::begin): commits when it succeeds, rolls back
   // when it fails. A failed begin is rolled back too: PostgreSQL may have opened the transaction
   // before the lock statement failed.
@@ -546,8 +905,20 @@ class SqlStore final : public Store {
     RAMPART_DO(q("DELETE FROM operator_mx"));
     RAMPART_DO(q("DELETE FROM operators"));
     RAMPART_DO(q("DELETE FROM exclusion_entries WHERE source = 'file'"));
+    // A file category that still holds system entries becomes a system category (bounce wins
+    // over cli), so they are not orphaned when the file stops defining it.
+    RAMPART_DO(
+        q("UPDATE exclusions SET source = (SELECT MIN(en.source) FROM exclusion_entries en WHERE "
+          "en.category = exclusions.category) WHERE source = 'file' AND EXISTS (SELECT 1 FROM "
+          "exclusion_entries en WHERE en.category = exclusions.category)"));
     RAMPART_DO(q("DELETE FROM exclusions WHERE source = 'file'"));
+    // A system category a file took over (origin "file:line") gets its own defaults back (reject,
+    // all streams); a file that still defines it takes it over again below.
+    RAMPART_DO(
+        q("UPDATE exclusions SET action = 'reject', streams = '*', status = NULL, origin = source "
+          "WHERE origin <> source"));
     RAMPART_DO(q("DELETE FROM classify_rules"));
+    RAMPART_DO(q("DELETE FROM feedback"));
     const auto now = now_utc();
     std::int64_t pos = 0;
     for (const auto& r : spec.ramps) {
@@ -617,6 +988,16 @@ class SqlStore final : public Store {
         }
       }
     }
+    // System categories keep their order, after every file category: the first category that
+    // lists a value owns it (core/ruleset.cpp), and the operator's files come first.
+    std::unordered_set<std::string> from_file;
+    for (const auto& e : spec.exclusions) from_file.insert(e.category);
+    RAMPART_TRY(kept, sql_->query("SELECT category FROM exclusions WHERE source <> 'file' ORDER BY "
+                                  "position"));
+    for (const auto& r : kept) {
+      if (from_file.contains(as_text(r[0]))) continue;
+      RAMPART_DO(q("UPDATE exclusions SET position = $2 WHERE category = $1", {r[0], ++pos}));
+    }
     for (const auto& c : spec.classify) {
       const Value suppress = c.suppress ? Value{std::string(to_string(*c.suppress))} : Value{};
       const Value backoff = c.backoff ? Value{std::string(to_string(*c.backoff))} : Value{};
@@ -626,6 +1007,19 @@ class SqlStore final : public Store {
             "$11)",
             {c.id, ++pos, c.reply, c.dsn, c.op, std::string(to_string(c.outcome)), c.category,
              suppress, backoff, join(c.tests), c.origin.where()}));
+    }
+    if (const auto& f = spec.feedback) {
+      RAMPART_DO(
+          q("INSERT INTO feedback (id, category, suppress_addresses, address_expiry_days, "
+            "suppress_domains, domain_replies, domain_days, domain_expiry_days, backoff, "
+            "backoff_percent, backoff_min_attempts, backoff_factor_percent, backoff_hours, pause, "
+            "pause_hours, origin) VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+            "$13, $14, $15)",
+            {f->category, std::int64_t{f->suppress_addresses}, f->address_expiry_days,
+             std::int64_t{f->suppress_domains}, f->domain_replies, f->domain_days,
+             f->domain_expiry_days, std::int64_t{f->backoff}, f->backoff_percent,
+             f->backoff_min_attempts, f->backoff_factor_percent, f->backoff_hours,
+             std::int64_t{f->pause}, f->pause_hours, f->origin.where()}));
     }
     const std::vector<Value> v{now, std::string(note)};
     RAMPART_TRY(

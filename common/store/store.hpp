@@ -6,11 +6,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/limits.hpp"
+#include "core/reputation.hpp"
 #include "core/result.hpp"
 #include "core/rules.hpp"
 #include "core/ruleset.hpp"
@@ -51,6 +53,21 @@ struct CounterRow {
   std::string scope;
   std::int64_t bucket = 0;
   std::int64_t used = 0;
+};
+
+// What one `rampart classify` pass read from one log, committed in one transaction with its
+// cursor (commit_classify): all of it or nothing, so a kill -9 mid-run leaves the store as it was.
+struct ClassifyBatch {
+  // The cursor before (offset 0 and no row: a file never read) and after this batch.
+  std::string identity;
+  std::int64_t from_offset = 0;
+  std::int64_t to_offset = 0;
+  std::string path;
+  std::vector<core::Aggregate> aggregates;   // counts to ADD to the stored rows
+  std::vector<core::DomainHit> domain_hits;  // counts to ADD
+  // New rows; a known (kind, day, stream, subject) adds count and keeps its detail and the
+  // earlier first.
+  std::vector<core::Anomaly> anomalies;
 };
 
 struct RulesVersion {
@@ -109,6 +126,39 @@ class Store {
                                                    std::string_view op) = 0;
   // Back-offs still active at `now` (until > now); every stored one when now is 0.
   [[nodiscard]] virtual Result<std::vector<core::Backoff>> backoffs(core::UnixTime now) = 0;
+
+  // `rampart classify` (issue 5). The cursor of a log by content identity; nullopt: never read.
+  [[nodiscard]] virtual Result<std::optional<core::Cursor>> cursor(std::string_view identity) = 0;
+  // Every stored cursor, newest first.
+  [[nodiscard]] virtual Result<std::vector<core::Cursor>> cursors() = 0;
+  // In one transaction: checks the stored cursor of batch.identity is still at from_offset (no
+  // row counts as 0), adds the aggregates (count += n; the first sample stays), domain hits and
+  // anomalies, and moves the cursor to to_offset. Returns false, changing nothing, when another
+  // run moved the cursor meanwhile (the caller re-reads from the stored offset).
+  [[nodiscard]] virtual Result<bool> commit_classify(const ClassifyBatch& batch) = 0;
+  // Aggregate rows with from_day <= day <= to_day, ordered by day then key.
+  [[nodiscard]] virtual Result<std::vector<core::Aggregate>> aggregates(std::int64_t from_day,
+                                                                        std::int64_t to_day) = 0;
+  // Domain hit totals per domain over from_day..to_day (count = the sum; day = the last day).
+  [[nodiscard]] virtual Result<std::vector<core::DomainHit>> domain_hits(std::int64_t from_day,
+                                                                         std::int64_t to_day) = 0;
+  // Anomalies with day >= from_day, newest first.
+  [[nodiscard]] virtual Result<std::vector<core::Anomaly>> anomalies(std::int64_t from_day) = 0;
+  // Adds anomalies outside a batch (zero-delivery days found after a commit). No cursor guards
+  // them, so it is idempotent by itself: a known (kind, day, stream, subject) keeps the larger
+  // count (not the sum), its detail and the earlier first.
+  [[nodiscard]] virtual Result<void> add_anomalies(const std::vector<core::Anomaly>& anomalies) = 0;
+  // Adds suppressions as exclusion entries with source 'bounce' in exclusion `category` (created
+  // with action reject, all streams, position after every file entry, origin "bounce", when it
+  // does not exist) in one transaction. An entry that exists (any source) is left as it is, except
+  // that a later expiry (or none) of a bounce entry extends it. Bumps rules_version (note
+  // "classify: N suppressions") only when a row was added or changed, so the milter reloads.
+  // Returns how many were added or changed. Values are normalised (core::normalize_address /
+  // normalize_domain); one that is no valid address or domain is skipped, since it would make
+  // every later load_rules fail validation. `now` stamps created_at and the version.
+  [[nodiscard]] virtual Result<std::int64_t> add_suppressions(
+      std::string_view category, const std::vector<core::Suppression>& suppressions,
+      core::UnixTime now) = 0;
 };
 
 // open(), then migrate(): what a daemon does at start. The error names the step that failed.

@@ -693,3 +693,375 @@ TEST_CASE("store: concurrent leasers on separate connections never exceed the li
   REQUIRE(ls);
   CHECK(static_cast<std::int64_t>(ls->size()) == kLimit);
 }
+
+namespace {
+
+constexpr std::int64_t kDay = 20779;  // kNoon's UTC day
+
+core::Aggregate agg(std::int64_t day, std::string op, core::Outcome outcome, std::int64_t count,
+                    std::string sample) {
+  return {{day, "bulk", "203.0.113.94", std::move(op), outcome, "cat", "5.7.1"},
+          count,
+          std::move(sample)};
+}
+
+store::ClassifyBatch batch(std::int64_t from, std::int64_t to, std::string identity = "log-1") {
+  store::ClassifyBatch b;
+  b.identity = std::move(identity);
+  b.from_offset = from;
+  b.to_offset = to;
+  b.path = "/var/log/mail.log";
+  return b;
+}
+
+bool must_commit(store::Store& s, const store::ClassifyBatch& b) {
+  auto r = s.commit_classify(b);
+  REQUIRE_MESSAGE(r, r.error().what);
+  return *r;
+}
+
+std::int64_t rules_version_of(store::Store& s) {
+  auto v = s.rules_version();
+  REQUIRE_MESSAGE(v, v.error().what);
+  return v->version;
+}
+
+const core::ExclusionSpec* category(const core::RulesSpec& spec, std::string_view name) {
+  for (const auto& e : spec.exclusions) {
+    if (e.category == name) return &e;
+  }
+  return nullptr;
+}
+
+core::RulesSpec must_load(store::Store& s) {
+  auto r = s.load_rules();
+  REQUIRE_MESSAGE(r, r.error().what);
+  return std::move(*r);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "store: commit_classify moves the cursor by compare-and-set; a stale batch changes "
+    "nothing") {
+  Fresh db;
+  auto s = db.migrated();
+  auto none = s->cursor("log-1");
+  REQUIRE_MESSAGE(none, none.error().what);
+  CHECK_FALSE(none->has_value());
+
+  auto first = batch(0, 100);
+  first.aggregates.push_back(agg(kDay, "google", core::Outcome::Accepted, 3, "250 ok"));
+  CHECK(must_commit(*s, first));
+  auto at = s->cursor("log-1");
+  REQUIRE_MESSAGE(at, at.error().what);
+  REQUIRE(at->has_value());
+  CHECK((*at)->offset == 100);
+  CHECK((*at)->path == "/var/log/mail.log");
+  CHECK((*at)->updated > 0);
+
+  struct Case {
+    const char* label;
+    std::int64_t from;
+    const char* identity;
+  };
+  const Case stale[] = {
+      {"a second run from the start", 0, "log-1"},
+      {"an offset the cursor never had", 50, "log-1"},
+      {"a nonzero offset of a log never read", 100, "log-2"},
+  };
+  for (const auto& c : stale) {
+    CAPTURE(c.label);
+    auto b = batch(c.from, 400, c.identity);
+    b.aggregates.push_back(agg(kDay, "google", core::Outcome::Accepted, 7, "250 again"));
+    b.domain_hits.push_back({"dead.example", kDay, 1});
+    b.anomalies.push_back(
+        {core::AnomalyKind::BindFailure, kDay, "bulk", "203.0.113.9", kNoon, 1, "bind"});
+    CHECK_FALSE(must_commit(*s, b));
+  }
+  auto aggs = s->aggregates(kDay, kDay);
+  REQUIRE_MESSAGE(aggs, aggs.error().what);
+  REQUIRE(aggs->size() == 1);
+  CHECK(aggs->front().count == 3);
+  auto hits = s->domain_hits(0, kDay + 10);
+  REQUIRE(hits);
+  CHECK(hits->empty());
+  auto an = s->anomalies(0);
+  REQUIRE(an);
+  CHECK(an->empty());
+  auto cs = s->cursors();
+  REQUIRE_MESSAGE(cs, cs.error().what);
+  REQUIRE(cs->size() == 1);
+  CHECK(cs->front().offset == 100);
+
+  CHECK(must_commit(*s, batch(100, 250)));
+  CHECK(must_commit(*s, batch(0, 10, "log-2")));
+  cs = s->cursors();
+  REQUIRE(cs);
+  REQUIRE(cs->size() == 2);
+  auto again = s->cursor("log-1");
+  REQUIRE(again);
+  REQUIRE(again->has_value());
+  CHECK((*again)->offset == 250);
+}
+
+TEST_CASE("store: aggregates add up across batches and keep the first sample; domain hits sum") {
+  Fresh db;
+  auto s = db.migrated();
+  auto one = batch(0, 10);
+  one.aggregates = {agg(kDay, "google", core::Outcome::RejectReputation, 2, "550 first"),
+                    agg(kDay + 1, "google", core::Outcome::Accepted, 1, "250 ok"),
+                    agg(kDay, "google", core::Outcome::RejectReputation, 3, "550 same key")};
+  one.domain_hits = {
+      {"dead.example", kDay, 1}, {"dead.example", kDay + 1, 2}, {"gone.example", kDay, 1}};
+  REQUIRE(must_commit(*s, one));
+  auto two = batch(10, 20);
+  two.aggregates = {agg(kDay, "google", core::Outcome::RejectReputation, 4, "550 second")};
+  two.domain_hits = {{"dead.example", kDay + 1, 1}, {"dead.example", kDay + 5, 7}};
+  REQUIRE(must_commit(*s, two));
+
+  auto day = s->aggregates(kDay, kDay);
+  REQUIRE_MESSAGE(day, day.error().what);
+  REQUIRE(day->size() == 1);
+  CHECK(day->front().count == 9);
+  CHECK(day->front().sample == "550 first");
+  CHECK(day->front().key == agg(kDay, "google", core::Outcome::RejectReputation, 0, "").key);
+  auto both = s->aggregates(kDay, kDay + 1);
+  REQUIRE(both);
+  REQUIRE(both->size() == 2);
+  CHECK(both->at(0).key.day == kDay);
+  CHECK(both->at(1) == agg(kDay + 1, "google", core::Outcome::Accepted, 1, "250 ok"));
+  auto none = s->aggregates(kDay + 2, kDay + 30);
+  REQUIRE(none);
+  CHECK(none->empty());
+
+  auto hits = s->domain_hits(kDay, kDay + 1);
+  REQUIRE_MESSAGE(hits, hits.error().what);
+  CHECK(*hits ==
+        std::vector<core::DomainHit>{{"dead.example", kDay + 1, 4}, {"gone.example", kDay, 1}});
+  hits = s->domain_hits(kDay + 2, kDay + 9);
+  REQUIRE(hits);
+  CHECK(*hits == std::vector<core::DomainHit>{{"dead.example", kDay + 5, 7}});
+}
+
+TEST_CASE("store: a large batch commits whole") {
+  Fresh db;
+  auto s = db.migrated();
+  auto b = batch(0, 1'000'000);
+  constexpr std::int64_t kRows = 10'000;
+  for (std::int64_t i = 0; i < kRows; ++i) {
+    b.aggregates.push_back(
+        agg(kDay - i % 30, "op" + std::to_string(i), core::Outcome::Accepted, 1, "250 2.0.0 ok"));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(must_commit(*s, b));
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  MESSAGE(engine(), ": ", kRows, " aggregate rows committed in ", ms, " ms");
+  auto all = s->aggregates(kDay - 30, kDay);
+  REQUIRE_MESSAGE(all, all.error().what);
+  CHECK(static_cast<std::int64_t>(all->size()) == kRows);
+  CHECK(std::is_sorted(all->begin(), all->end(),
+                       [](const auto& x, const auto& y) { return x.key < y.key; }));
+}
+
+TEST_CASE("store: anomalies have an identity; batches add counts, add_anomalies is idempotent") {
+  Fresh db;
+  auto s = db.migrated();
+  const core::Anomaly bind{core::AnomalyKind::BindFailure,
+                           kDay,
+                           "bulk",
+                           "203.0.113.9",
+                           kNoon + 10,
+                           2,
+                           "bind 203.0.113.9: Cannot assign requested address"};
+  auto one = batch(0, 10);
+  one.anomalies = {bind};
+  REQUIRE(must_commit(*s, one));
+  auto two = batch(10, 20);
+  auto earlier = bind;
+  earlier.first = kNoon + 5;
+  earlier.count = 1;
+  earlier.detail = "another line";
+  two.anomalies = {earlier};
+  REQUIRE(must_commit(*s, two));
+
+  const core::Anomaly zero{core::AnomalyKind::ZeroDeliveries,
+                           kDay + 1,
+                           "bulk",
+                           "20780",
+                           kNoon + 86400,
+                           1,
+                           "no deliveries"};
+  REQUIRE(s->add_anomalies({zero}));
+  auto again = s->add_anomalies({zero});
+  REQUIRE_MESSAGE(again, again.error().what);
+
+  auto got = s->anomalies(kDay);
+  REQUIRE_MESSAGE(got, got.error().what);
+  auto want_bind = bind;
+  want_bind.first = kNoon + 5;
+  want_bind.count = 3;
+  CHECK(*got == std::vector<core::Anomaly>{zero, want_bind});  // newest first
+  got = s->anomalies(kDay + 1);
+  REQUIRE(got);
+  CHECK(*got == std::vector<core::Anomaly>{zero});
+}
+
+TEST_CASE("store: add_suppressions fills the bounce category and bumps the version on change") {
+  Fresh db;
+  auto s = db.migrated();
+  REQUIRE(s->apply_rules(parse_spec(kRulesA), "a"));
+  const core::UnixTime now = kNoon;
+  const std::vector<core::Suppression> first{
+      {"gone@example.com", false, 0, "550 5.1.1 no such user (rule unknown-mailbox)"},
+      {"dead.example", true, now + 86400, "domain replies"},
+      {"not an address", false, 0, "skipped: invalid"}};
+  auto n = s->add_suppressions("bounces", first, now);
+  REQUIRE_MESSAGE(n, n.error().what);
+  CHECK(*n == 2);
+  auto rv = s->rules_version();
+  REQUIRE(rv);
+  CHECK(rv->version == 2);
+  CHECK(rv->note == "classify: 2 suppressions");
+
+  SUBCASE("the same suppressions again change nothing") {
+    n = s->add_suppressions("bounces", first, now + 60);
+    REQUIRE(n);
+    CHECK(*n == 0);
+    CHECK(rules_version_of(*s) == 2);
+  }
+  SUBCASE("a later or no expiry extends a bounce entry, an earlier one does not") {
+    auto expiry = [&] {
+      auto rows = db.raw->query(
+          "SELECT expires_at FROM exclusion_entries WHERE category = 'bounces' AND value = "
+          "'dead.example'");
+      REQUIRE_MESSAGE(rows, rows.error().what);
+      REQUIRE(rows->size() == 1);
+      return store::is_null(rows->front()[0]) ? std::string("never")
+                                              : store::as_text(rows->front()[0]);
+    };
+    CHECK(expiry() == "2026-11-23T12:00:00Z");
+    n = s->add_suppressions("bounces", {{"dead.example", true, now + 3600, ""}}, now);
+    REQUIRE(n);
+    CHECK(*n == 0);
+    n = s->add_suppressions("bounces", {{"dead.example", true, now + 2 * 86400, ""}}, now);
+    REQUIRE(n);
+    CHECK(*n == 1);
+    CHECK(expiry() == "2026-11-24T12:00:00Z");
+    CHECK(rules_version_of(*s) == 3);
+    n = s->add_suppressions("bounces", {{"dead.example", true, 0, ""}}, now);
+    REQUIRE(n);
+    CHECK(*n == 1);
+    CHECK(expiry() == "never");
+    n = s->add_suppressions("bounces", {{"dead.example", true, now + 9 * 86400, ""}}, now);
+    REQUIRE(n);
+    CHECK(*n == 0);
+    CHECK(rules_version_of(*s) == 4);
+  }
+  SUBCASE("an entry a file put in its category is left as it is") {
+    n = s->add_suppressions("yahoo-family", {{"someone@example.com", false, now + 60, ""}}, now);
+    REQUIRE(n);
+    CHECK(*n == 0);
+    CHECK(rules_version_of(*s) == 2);
+  }
+
+  auto spec = must_load(*s);
+  const auto* bounces = category(spec, "bounces");
+  REQUIRE(bounces != nullptr);
+  CHECK(bounces == &spec.exclusions.back());  // after every file category
+  CHECK(bounces->effective_action() == core::ExclusionAction::Reject);
+  CHECK(bounces->streams == std::optional<std::vector<std::string>>{{"*"}});
+  CHECK_FALSE(bounces->status.has_value());
+  CHECK(bounces->origin.where() == "bounce");
+  CHECK(bounces->addresses == std::vector<std::string>{"gone@example.com"});
+  CHECK(bounces->domains == std::vector<std::string>{"dead.example"});
+}
+
+TEST_CASE("store: bounce suppressions survive applies, serve every stream, yield to a file") {
+  Fresh db;
+  auto s = db.migrated();
+  REQUIRE(s->apply_rules(parse_spec(kRulesA), "a"));
+  REQUIRE(s->add_suppressions("bounces", {{"gone@example.com", false, 0, ""}}, kNoon));
+  // Into a file category: it outlives the file that defined it.
+  REQUIRE(s->add_suppressions("yahoo-family", {{"left@example.org", false, 0, ""}}, kNoon));
+  REQUIRE(s->apply_rules(parse_spec(kRulesA), "a again"));
+
+  auto rules = store::load_ruleset(*s);
+  REQUIRE_MESSAGE(rules, rules.error().what);
+  const auto* bulk = (*rules)->stream("bulk");
+  REQUIRE(bulk != nullptr);
+  for (const auto* stream : {bulk, static_cast<const core::StreamSpec*>(nullptr)}) {
+    CAPTURE(stream != nullptr);
+    auto hit = (*rules)->find_exclusion(stream, "Gone@Example.com");
+    REQUIRE(hit.has_value());
+    CHECK(hit->rule->category == "bounces");
+    CHECK(hit->by_address);
+  }
+  CHECK_FALSE((*rules)->find_exclusion(bulk, "other@example.com").has_value());
+
+  // A file that defines the category sets its action, status and streams; the entries stay.
+  auto over = parse_spec(std::string(kRulesA) + R"(
+[[exclusion]]
+category = "bounces"
+action = "reject"
+status = "5.1.1"
+streams = ["bulk"]
+)");
+  REQUIRE(s->apply_rules(over, "over"));
+  auto spec = must_load(*s);
+  const auto* bounces = category(spec, "bounces");
+  REQUIRE(bounces != nullptr);
+  CHECK(bounces->status == std::optional<std::string>{"5.1.1"});
+  CHECK(bounces->streams == std::optional<std::vector<std::string>>{{"bulk"}});
+  CHECK(bounces->origin.where().starts_with("contract.toml:"));
+  CHECK(bounces->addresses == std::vector<std::string>{"gone@example.com"});
+
+  // Once no file defines it, it is the system's again; so is a file category holding bounces.
+  REQUIRE(s->apply_rules(parse_spec(kRulesB), "b"));
+  spec = must_load(*s);
+  bounces = category(spec, "bounces");
+  REQUIRE(bounces != nullptr);
+  CHECK_FALSE(bounces->status.has_value());
+  CHECK(bounces->streams == std::optional<std::vector<std::string>>{{"*"}});
+  CHECK(bounces->origin.where() == "bounce");
+  CHECK(bounces->addresses == std::vector<std::string>{"gone@example.com"});
+  const auto* yahoo = category(spec, "yahoo-family");
+  REQUIRE(yahoo != nullptr);
+  CHECK(yahoo->addresses == std::vector<std::string>{"left@example.org"});
+  CHECK(yahoo->domains.empty());
+  CHECK(yahoo->streams == std::optional<std::vector<std::string>>{{"*"}});
+  CHECK(core::RuleSet::compile(spec));
+}
+
+TEST_CASE("store: [feedback] round-trips through apply and load; unset stays unset") {
+  Fresh db;
+  auto s = db.migrated();
+  auto spec = parse_spec(R"(
+[feedback]
+category = "suppressed"
+suppress_domains = false
+address_expiry_days = 30
+domain_replies = 5
+backoff = false
+backoff_percent = 35
+pause_hours = 6
+)");
+  REQUIRE(spec.feedback.has_value());
+  REQUIRE(s->apply_rules(spec, "feedback"));
+  auto back = must_load(*s);
+  REQUIRE(back.feedback.has_value());
+  CHECK(*back.feedback == *spec.feedback);
+  CHECK(back.feedback->category == "suppressed");
+  CHECK_FALSE(back.feedback->suppress_domains);
+  CHECK(back.feedback->suppress_addresses);
+  CHECK(back.feedback->address_expiry_days == 30);
+  CHECK(back.feedback->pause_hours == 6);
+  CHECK(back.feedback->origin.where() == spec.feedback->origin.where());
+  CHECK(back == spec);
+
+  REQUIRE(s->apply_rules(parse_spec(kRulesB), "b"));
+  back = must_load(*s);
+  CHECK_FALSE(back.feedback.has_value());
+}

@@ -228,3 +228,233 @@ streams = ["*"]
   REQUIRE(full);
   CHECK(core::lint(full->spec).empty());
 }
+
+TEST_CASE("rules::parse: [feedback] reads every key; absent keys take the defaults") {
+  auto full = rules::parse(R"([feedback]
+category = "site-bounces"
+suppress_addresses = false
+address_expiry_days = 365
+suppress_domains = false
+domain_replies = 5
+domain_days = 3
+domain_expiry_days = 0
+backoff = false
+backoff_percent = 35
+backoff_min_attempts = 200
+backoff_factor_percent = 25
+backoff_hours = 12
+pause = false
+pause_hours = 6
+)",
+                           "fb.toml");
+  REQUIRE_MESSAGE(full, full.error().what);
+  REQUIRE(full->spec.feedback);
+  const auto& f = *full->spec.feedback;
+  CHECK(f.category == "site-bounces");
+  CHECK_FALSE(f.suppress_addresses);
+  CHECK(f.address_expiry_days == 365);
+  CHECK_FALSE(f.suppress_domains);
+  CHECK(f.domain_replies == 5);
+  CHECK(f.domain_days == 3);
+  CHECK(f.domain_expiry_days == 0);
+  CHECK_FALSE(f.backoff);
+  CHECK(f.backoff_percent == 35);
+  CHECK(f.backoff_min_attempts == 200);
+  CHECK(f.backoff_factor_percent == 25);
+  CHECK(f.backoff_hours == 12);
+  CHECK_FALSE(f.pause);
+  CHECK(f.pause_hours == 6);
+  CHECK(f.origin.where() == "fb.toml:1");
+  CHECK(f.origin.where("pause_hours") == "fb.toml:15");
+  CHECK(core::RuleSet::compile(full->spec));
+
+  auto partial = rules::parse("[feedback]\nbackoff_percent = 30\n", "fb.toml");
+  REQUIRE_MESSAGE(partial, partial.error().what);
+  REQUIRE(partial->spec.feedback);
+  core::FeedbackSpec want;
+  want.backoff_percent = 30;
+  CHECK(*partial->spec.feedback == want);
+  CHECK(partial->spec.effective_feedback().category == "bounces");
+
+  auto empty = rules::parse("[feedback]\n", "fb.toml");
+  REQUIRE(empty);
+  CHECK(empty->spec.feedback == core::FeedbackSpec{});  // an empty table is set, all defaults
+
+  auto none = rules::parse(kStream, "fb.toml");
+  REQUIRE(none);
+  CHECK_FALSE(none->spec.feedback);
+  CHECK(none->spec.effective_feedback() == core::FeedbackSpec{});
+}
+
+TEST_CASE("rules::parse: a bad [feedback] is refused naming file, line, key and value") {
+  struct Case {
+    const char* label;
+    std::string text;
+    const char* want;  // substring of the error
+  };
+  const std::string fb = "[feedback]\n";
+  const Case cases[] = {
+      {"unknown key", fb + "backoff = true\nbackof_hours = 2\n",
+       "rules.toml:3: feedback: unknown key \"backof_hours\""},
+      {"bool as string", fb + "pause = \"yes\"\n",
+       "rules.toml:2: feedback: pause: expected a boolean, got string"},
+      {"integer as float", fb + "backoff_percent = 20.5\n",
+       "rules.toml:2: feedback: backoff_percent: expected an integer, got float"},
+      {"category as array", fb + "category = [\"b\"]\n",
+       "rules.toml:2: feedback: category: expected a string, got array"},
+      {"array of tables", "[[feedback]]\nbackoff = false\n",
+       "rules.toml:1: feedback: write [feedback], a single table, not [[feedback]]"},
+      {"not a table", "feedback = true\n",
+       "rules.toml:1: feedback: expected a [feedback] table, got boolean"},
+      {"plural name", "[feedbacks]\n", "unknown top-level key \"feedbacks\" (write [feedback]"},
+      {"table twice in one file", fb + fb, "rules.toml:2:"},
+      {"bad category", fb + "category = \"no such\"\n",
+       "rules.toml:2: feedback: bad category \"no such\": must be 1-64 of [A-Za-z0-9_.-]"},
+      {"empty category", fb + "category = \"\"\n", "feedback: bad category \"\""},
+      {"negative address expiry", fb + "address_expiry_days = -1\n",
+       "rules.toml:2: feedback: address_expiry_days must not be negative (0 = never expires), "
+       "got -1"},
+      {"negative domain expiry", fb + "domain_expiry_days = -7\n",
+       "rules.toml:2: feedback: domain_expiry_days must not be negative"},
+      {"zero domain replies", fb + "domain_replies = 0\n",
+       "rules.toml:2: feedback: domain_replies must be at least 1, got 0"},
+      {"zero domain days", fb + "domain_days = 0\n", "domain_days must be at least 1, got 0"},
+      {"zero backoff percent", fb + "backoff_percent = 0\n",
+       "rules.toml:2: feedback: backoff_percent must be 1..100, got 0"},
+      {"backoff percent over 100", fb + "backoff_percent = 101\n",
+       "backoff_percent must be 1..100, got 101"},
+      {"zero min attempts", fb + "backoff_min_attempts = 0\n",
+       "backoff_min_attempts must be at least 1, got 0"},
+      {"zero factor", fb + "backoff_factor_percent = 0\n",
+       "backoff_factor_percent must be 1..100, got 0"},
+      {"factor over 100", fb + "backoff_factor_percent = 150\n",
+       "backoff_factor_percent must be 1..100, got 150"},
+      {"zero backoff hours", fb + "backoff = true\nbackoff_hours = 0\n",
+       "rules.toml:3: feedback: backoff_hours must be at least 1, got 0"},
+      {"negative pause hours", fb + "pause_hours = -2\n", "pause_hours must be at least 1, got -2"},
+  };
+  for (const auto& c : cases) {
+    INFO(std::string(c.label));
+    const auto err = error_of(c.text);
+    CHECK_MESSAGE(err.find(c.want) != std::string::npos, "got: " << err);
+  }
+  // The boundaries themselves are accepted.
+  CHECK(error_of(fb + "address_expiry_days = 0\ndomain_expiry_days = 0\ndomain_replies = 1\n"
+                      "domain_days = 1\nbackoff_percent = 100\nbackoff_min_attempts = 1\n"
+                      "backoff_factor_percent = 1\nbackoff_hours = 1\npause_hours = 1\n") == "");
+}
+
+TEST_CASE("merge_into: a later [feedback] replaces an earlier one whole") {
+  auto shipped = rules::parse("[feedback]\nbackoff_percent = 30\npause_hours = 48\n", "a.toml");
+  auto other = rules::parse(kStream, "b.toml");
+  auto site = rules::parse("[feedback]\nbackoff_percent = 40\n", "c.toml");
+  REQUIRE(shipped);
+  REQUIRE(other);
+  REQUIRE(site);
+  core::RulesSpec all;
+  REQUIRE(core::merge_into(all, std::move(shipped->spec)));
+  REQUIRE(core::merge_into(all, std::move(other->spec)));  // no table: the earlier one stays
+  REQUIRE(all.feedback);
+  CHECK(all.feedback->backoff_percent == 30);
+  CHECK(all.feedback->pause_hours == 48);
+  REQUIRE(core::merge_into(all, std::move(site->spec)));
+  REQUIRE(all.feedback);
+  CHECK(all.feedback->backoff_percent == 40);
+  CHECK(all.feedback->pause_hours == 24);  // not a.toml's 48: the table is replaced whole
+  CHECK(all.feedback->origin.where("backoff_percent") == "c.toml:2");
+}
+
+TEST_CASE("rules::parse: [feedback] reads back through the TOML and JSON writers") {
+  auto p = rules::parse(kStream + R"(transport = "out05"
+[feedback]
+category = "site-bounces"
+address_expiry_days = 365
+domain_expiry_days = 0
+backoff = false
+backoff_percent = 35
+backoff_factor_percent = 25
+pause_hours = 6
+)",
+                        "fb.toml");
+  REQUIRE_MESSAGE(p, p.error().what);
+  auto c = core::RuleSet::compile(std::move(p->spec));
+  REQUIRE_MESSAGE(c, c.error().what);
+  const auto& spec = (*c)->spec();
+  REQUIRE(spec.feedback);
+  const auto toml = rules::to_toml(spec);
+  CHECK(toml.find("[feedback]\ncategory = \"site-bounces\"\nsuppress_addresses = true\n") !=
+        std::string::npos);
+  auto back = rules::parse(toml, "export.toml");
+  REQUIRE_MESSAGE(back, back.error().what);
+  CHECK(back->spec == spec);
+  CHECK(rules::to_toml(back->spec) == toml);
+  const auto json = rules::to_json(spec);
+  CHECK(json.find(R"("feedback": {"category": "site-bounces", "suppress_addresses": true, )"
+                  R"("address_expiry_days": 365, "suppress_domains": true, "domain_replies": 3, )"
+                  R"("domain_days": 7, "domain_expiry_days": 0, "backoff": false, )"
+                  R"("backoff_percent": 35, "backoff_min_attempts": 50, )"
+                  R"("backoff_factor_percent": 25, "backoff_hours": 24, "pause": true, )"
+                  R"("pause_hours": 6})") != std::string::npos);
+
+  // Unset stays unset: nothing in the TOML, null in the JSON.
+  auto plain = rules::parse(kStream, "plain.toml");
+  REQUIRE(plain);
+  CHECK(rules::to_toml(plain->spec).find("feedback") == std::string::npos);
+  CHECK(rules::to_json(plain->spec).find("\"feedback\": null") != std::string::npos);
+  auto plain_back = rules::parse(rules::to_toml(plain->spec), "export.toml");
+  REQUIRE(plain_back);
+  CHECK_FALSE(plain_back->spec.feedback);
+}
+
+TEST_CASE("lint: the [feedback] category applied to no stream is flagged") {
+  auto p = rules::parse(R"([[stream]]
+name = "bulk"
+ports = [25]
+transport = "out05"
+[[exclusion]]
+category = "bounces"
+action = "hold"
+[[exclusion]]
+category = "mine"
+streams = []
+[feedback]
+category = "mine"
+)",
+                        "site.toml");
+  REQUIRE_MESSAGE(p, p.error().what);
+  auto warnings = core::lint(p->spec);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].starts_with(
+      "site.toml:10: exclusion \"mine\": applies to no stream, but [feedback] suppresses"));
+
+  // Enabled and empty is how a site sets the bounce category's action: not flagged.
+  auto ok = rules::parse(R"([[stream]]
+name = "bulk"
+ports = [25]
+transport = "out05"
+[[exclusion]]
+category = "bounces"
+action = "hold"
+streams = ["*"]
+)",
+                         "site.toml");
+  REQUIRE(ok);
+  CHECK(core::lint(ok->spec).empty());
+  // ... unless [feedback] suppresses nothing into it.
+  auto off = rules::parse(R"([[stream]]
+name = "bulk"
+ports = [25]
+transport = "out05"
+[[exclusion]]
+category = "bounces"
+streams = ["*"]
+[feedback]
+suppress_addresses = false
+suppress_domains = false
+)",
+                          "site.toml");
+  REQUIRE(off);
+  const auto off_warnings = core::lint(off->spec);
+  REQUIRE(off_warnings.size() == 1);
+  CHECK(off_warnings[0].find("enabled but lists no domains") != std::string::npos);
+}
