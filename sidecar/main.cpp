@@ -13,7 +13,7 @@ constexpr std::string_view kUsage =
     "usage: rampart [--config FILE] [--store URL] COMMAND [ARGS]\n"
     "\n"
     "Outbound reputation guardrails for Postfix: rules in and out of the store, back-offs,\n"
-    "budgets and the release of held mail.\n"
+    "budgets, the release of held mail and the classification of delivery logs.\n"
     "\n"
     "Commands:\n"
     "  db migrate                         apply pending schema migrations to the store\n"
@@ -35,6 +35,9 @@ constexpr std::string_view kUsage =
     "                                     gates, back-offs and leases\n"
     "  release [--dry-run] [--format table|json] [--limit N]\n"
     "                                     release held mail as its budget reopens\n"
+    "  classify [--dry-run] [--format table|json] [--follow] FILE...|-\n"
+    "                                     Postfix logs into per-operator reputation,\n"
+    "                                     suppressions, back-offs and anomalies\n"
     "\n"
     "Global options:\n"
     "  --store URL       use this store instead of [store] url\n"
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
     if (cmd == "backoff") return sidecar::cmd_backoff(ctx, rest);
     if (cmd == "caps") return sidecar::cmd_caps(ctx, rest);
     if (cmd == "release") return sidecar::cmd_release(ctx, rest);
+    if (cmd == "classify") return sidecar::cmd_classify(ctx, rest);
     if (cmd == "help") {
       std::printf("%.*s\n", static_cast<int>(kUsage.size()), kUsage.data());
       return 0;

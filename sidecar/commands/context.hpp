@@ -38,5 +38,6 @@ int cmd_rules(const Context& ctx, const Args& args);
 int cmd_backoff(const Context& ctx, const Args& args);
 int cmd_caps(const Context& ctx, const Args& args);
 int cmd_release(const Context& ctx, const Args& args);
+int cmd_classify(const Context& ctx, const Args& args);
 
 }  // namespace rampart::sidecar

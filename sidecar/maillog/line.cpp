@@ -243,8 +243,16 @@ std::optional<core::UnixTime> parse_classic_stamp(std::string_view s, const Cloc
   // The latest year that puts the stamp at most a day after the reference: a log read in
   // January holding December lines gets last year's. Feb 29 walks back to a leap year.
   const core::UnixTime local_ref = clock.reference + clock.utc_offset;
-  const auto ref_year = year_of_day(core::day_of(local_ref));
-  for (auto y = ref_year + 1; y > ref_year - 8; --y) {
+  // The reference year, computed once per clock (a whole log shares one).
+  thread_local core::UnixTime cached_ref = 0;
+  thread_local std::int64_t cached_year = 1970;
+  if (cached_ref != local_ref) {
+    cached_ref = local_ref;
+    cached_year = year_of_day(core::day_of(local_ref));
+  }
+  const auto ref_year = cached_year;
+  // Only a January stamp can be in the year after the reference's (read on Dec 31).
+  for (auto y = month == 1 ? ref_year + 1 : ref_year; y > ref_year - 8; --y) {
     if (day > days_in_month(y, month)) continue;
     const core::UnixTime local =
         days_from_civil(y, static_cast<unsigned>(month), static_cast<unsigned>(day)) *
@@ -430,8 +438,9 @@ ParsedLine parse_line(std::string_view line, const Clock& clock) {
   };
 
   std::size_t used = 0;
-  auto t = parse_rfc3339_stamp(line, clock, used);
-  if (!t) t = parse_classic_stamp(line, clock, used);
+  // RFC 3339 stamps start with the year's digits, classic ones with the month's name.
+  auto t = !line.empty() && is_digit(line.front()) ? parse_rfc3339_stamp(line, clock, used)
+                                                   : parse_classic_stamp(line, clock, used);
   if (!t) return malformed("no timestamp");
   Header& h = out.header;
   h.time = *t;

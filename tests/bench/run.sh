@@ -4,6 +4,10 @@
 # The policy daemon's benchmark runs on its own (root, a lab namespace, about 2 minutes):
 # tests/bench/policyd_bench.sh [BUILD_DIR], rampart-policyd against postfwd and an always-DUNNO
 # ceiling server over real sockets (throughput, p50/p99 latency, server CPU per request).
+# The log classifier's benchmark also runs on its own (about a minute at 1 GiB):
+# tests/bench/classify_bench.sh [BUILD_DIR], `rampart classify --dry-run` against pflogsumm and
+# wc -l on the same generated ~1 GiB mail log (MB/s, ratios, max RSS at 1/4 and full size);
+# `tests/bench/run.sh BUILD_DIR --classify` runs it after the Google Benchmark programs.
 set -euo pipefail
 build=${1:-build/ci}
 out=$(mktemp -d)
@@ -43,8 +47,11 @@ PY
 # Postfix+OpenDKIM with and without rampart-milter, rounds A B B A; see its header).
 postfix_args=()
 want_postfix=""
+want_classify=""
 for arg in "${@:2}"; do
-  if [[ $arg == --postfix ]]; then
+  if [[ $arg == --classify ]]; then
+    want_classify=1
+  elif [[ $arg == --postfix ]]; then
     want_postfix=1
   elif [[ -n $want_postfix ]]; then
     postfix_args+=("$arg")
@@ -52,4 +59,7 @@ for arg in "${@:2}"; do
 done
 if [[ -n $want_postfix ]]; then
   "$(dirname "$0")/milter_throughput.sh" "$build" "${postfix_args[@]}"
+fi
+if [[ -n $want_classify ]]; then
+  "$(dirname "$0")/classify_bench.sh" "$build"
 fi

@@ -43,6 +43,8 @@
 #   lab_swaks LOG SWAKS-ARGS...    one swaks session inside the namespace (--timeout 30), any server,
 #                                  port or source address; transcript in LOG, always returns 0
 #   lab_swaks_queue_id LOG         queue id of the last "250 ... queued as ID" in a swaks transcript
+#   lab_reply_to LOG COMMAND       the server's reply to COMMAND ("RCPT TO:<a@b>", ".") in a swaks log
+#   lab_expect_reply LOG COMMAND ERE WHAT  pass/fail on that reply, dumping the session on a miss
 #                                  (prints nothing and fails when there is none)
 #   lab_opendkim_start [DOMAIN:SELECTOR...]  OpenDKIM (Mode sv) signing for each DOMAIN with a new
 #                                  key (default shop.example:lab), on 127.0.0.1:$LAB_OPENDKIM_PORT
@@ -649,6 +651,28 @@ lab_mx_reload() {
   kill -HUP "$(lab_pid "$name")"
   lab_wait_count "$log" '^script (loaded|reload failed)' $((n + 1)) 10 || lab_fatal "mx $ip:$port did not reload"
   ! tail -n 1 "$log" | grep -q '^script reload failed' || lab_fatal "mx $ip:$port: $(tail -n 1 "$log")"
+}
+
+# lab_reply_to LOG COMMAND: the first server reply line after the client line COMMAND (exact text,
+# e.g. "RCPT TO:<a@b>" or "." for end of data) in a swaks transcript, without swaks' prefix.
+lab_reply_to() {
+  awk -v cmd="$2" '
+    found && /^<[-*]/ { sub(/^<[-*]*[ \t]*/, ""); print; exit }
+    /^ *-> / { line = $0; sub(/^ *-> /, "", line); if (line == cmd) found = 1 }' "$1"
+}
+
+# lab_expect_reply LOG COMMAND WANT_REGEX WHAT: the reply to COMMAND matches WANT_REGEX (ERE).
+lab_expect_reply() {
+  local log=$1 cmd=$2 want=$3 what=$4 got
+  got=$(lab_reply_to "$log" "$cmd")
+  if [[ $got =~ $want ]]; then
+    lab_pass "$what"
+  else
+    lab_fail "$what"
+    printf '      expected the reply to "%s" to match: %s\n      found: %s\n      transcript: %s\n' \
+      "$cmd" "$want" "${got:-(no reply)}" "$log"
+    grep -E '^ *(->|<-|<\*\*|\*\*\*) ' "$log" | grep -v -E '^ *-> [^A-Z.]' | sed 's/^/        /'
+  fi
 }
 
 # --- private Postfix ----------------------------------------------------------------------------

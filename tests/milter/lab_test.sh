@@ -68,27 +68,6 @@ session() {
   QID=$(lab_swaks_queue_id "$LOG") || QID=""
 }
 
-# reply_to LOG COMMAND: the first server reply line after the client line COMMAND (exact text,
-# e.g. "RCPT TO:<a@b>" or "." for end of data) in a swaks transcript, without swaks' prefix.
-reply_to() {
-  awk -v cmd="$2" '
-    found && /^<[-*]/ { sub(/^<[-*]*[ \t]*/, ""); print; exit }
-    /^ *-> / { line = $0; sub(/^ *-> /, "", line); if (line == cmd) found = 1 }' "$1"
-}
-
-# expect_reply LOG COMMAND WANT_REGEX WHAT: the reply to COMMAND matches WANT_REGEX (ERE).
-expect_reply() {
-  local log=$1 cmd=$2 want=$3 what=$4 got
-  got=$(reply_to "$log" "$cmd")
-  if [[ $got =~ $want ]]; then
-    lab_pass "$what"
-  else
-    lab_fail "$what"
-    printf '      expected the reply to "%s" to match: %s\n      found: %s\n      transcript: %s\n' \
-      "$cmd" "$want" "${got:-(no reply)}" "$log"
-    grep -E '^ *(->|<-|<\*\*|\*\*\*) ' "$log" | grep -v -E '^ *-> [^A-Z.]' | sed 's/^/        /'
-  fi
-}
 
 # queued WHAT: the last session's message was queued (QID set); a fatal failure otherwise.
 queued() {
@@ -251,7 +230,7 @@ took setup
 # --- (a) incident 5: OpenDKIM would not sign -> refused at SMTP time ----------------------------
 session a 25 "$BULK_FROM" alice@contoso.example
 unsigned_text="rampart: would leave unsigned: client $CLIENT_IP not in OpenDKIM InternalHosts"
-expect_reply "$LOG" . "^451 4\.7\.0 $(lab_esc "$unsigned_text")\$" \
+lab_expect_reply "$LOG" . "^451 4\.7\.0 $(lab_esc "$unsigned_text")\$" \
   "(a) client outside InternalHosts: end of data gets 451 4.7.0 naming the reason"
 lab_expect_eq "" "$QID" "(a) the message was not queued"
 reject_re="postfix/cleanup\[[0-9]+\]: ([0-9A-F]+): milter-reject: END-OF-MESSAGE from [^ ]*\[$(lab_esc "$CLIENT_IP")\]: 4\.7\.0 $(lab_esc "$unsigned_text");"
@@ -301,11 +280,11 @@ took "(a)"
 # carol comes second: Postfix creates the queue file at the first accepted recipient, so from then
 # on the milter has the queue id ("i") and keys its RCPT decisions by it.
 session b 25 "$BULK_FROM" alice@contoso.example,carol@webmail.example,bob@fabrikam.example
-expect_reply "$LOG" "RCPT TO:<carol@webmail.example>" \
+lab_expect_reply "$LOG" "RCPT TO:<carol@webmail.example>" \
   '^550 5\.7\.1 rampart: webmail\.example excluded \(consumer-webmail\)$' \
   "(b) RCPT carol@webmail.example: 550 5.7.1 naming the category"
-expect_reply "$LOG" "RCPT TO:<alice@contoso.example>" '^250 ' "(b) RCPT alice@contoso.example: 250"
-expect_reply "$LOG" "RCPT TO:<bob@fabrikam.example>" '^250 ' "(b) RCPT bob@fabrikam.example: 250"
+lab_expect_reply "$LOG" "RCPT TO:<alice@contoso.example>" '^250 ' "(b) RCPT alice@contoso.example: 250"
+lab_expect_reply "$LOG" "RCPT TO:<bob@fabrikam.example>" '^250 ' "(b) RCPT bob@fabrikam.example: 250"
 queued "(b) the message is accepted for the other two"
 qid_b=$QID
 lab_expect_line "$milter_log" \
@@ -382,7 +361,7 @@ took "(c)"
 
 # --- (d) incident 9: From outside the stream's domains ------------------------------------------
 session d 25 "$BULK_FROM" grace@contoso.example --header "From: News <news@example.net>"
-expect_reply "$LOG" . \
+lab_expect_reply "$LOG" . \
   '^550 5\.7\.1 rampart: From domain example\.net not allowed in stream bulk \(allowed: send\.example\.net\)$' \
   "(d) From the root domain in stream bulk: end of data gets 550 5.7.1 naming stream and domains"
 lab_expect_eq "" "$QID" "(d) the message was not queued"

@@ -1,0 +1,591 @@
+// `rampart classify [--dry-run] [--format table|json] [--follow] FILE...|-`: Postfix logs into
+// reputation aggregates, anomalies, suppressions and back-offs (issue 5). The pure work is in
+// sidecar/maillog (line parser, Tally, feedback); this file reads logs (classify/log_reader),
+// keeps the cursors and writes the store.
+//
+// Idempotency: each log is known by its content identity (a hash of its first line) and read
+// from its stored cursor. Every batch (at most --batch lines) is committed in one transaction
+// together with the cursor it moves (Store::commit_classify), so a kill -9 leaves the store as
+// the last commit left it and a re-run carries on from there: the totals equal one clean run.
+// Suppressions and pauses found in a batch are written before the batch is committed (they are
+// idempotent), so a crash between the two loses nothing.
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <optional>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "classify/log_reader.hpp"
+#include "commands/context.hpp"
+#include "core/classify.hpp"
+#include "core/reputation.hpp"
+#include "core/ruleset.hpp"
+#include "core/text.hpp"
+#include "maillog/feedback.hpp"
+#include "maillog/line.hpp"
+#include "maillog/tally.hpp"
+#include "obs/clock.hpp"
+#include "rules/writer.hpp"
+
+namespace rampart::sidecar {
+namespace {
+
+constexpr std::string_view kUsage =
+    "usage: rampart classify [--dry-run] [--format table|json] [--batch N] FILE...|-\n"
+    "       rampart classify --follow [--format table|json] [--batch N] FILE\n"
+    "\n"
+    "Read Postfix logs (plain, gzip, or - for stdin; classic syslog or RFC 3339 stamps) and\n"
+    "count every remote delivery attempt per UTC day, stream, egress IP, receiving operator,\n"
+    "outcome, category and enhanced status, classified by the [[classify]] rules in the store.\n"
+    "Each log is read from where the last run stopped (a cursor per log content), so re-running\n"
+    "over the same, rotated or compressed files never counts a line twice. Closes the loop per\n"
+    "the [feedback] rules: hard bounces and dead domains become suppressions (exclusion\n"
+    "category 'bounces' by default), throttling and reputation refusals over the threshold and\n"
+    "[TSS04]-class replies become back-offs. Raises anomalies: bind failures, egress from an\n"
+    "address that is not the stream's, a stream's mail delivered without an OpenDKIM signature,\n"
+    "a stream delivering nothing on a day after a day it delivered.\n"
+    "\n"
+    "  --dry-run         read and report, write nothing (stored cursors are still honoured)\n"
+    "  --from-start      with --dry-run: ignore stored cursors, read every log whole\n"
+    "  --format FORMAT   table (default) or json: one object per aggregate line with keys day,\n"
+    "                    stream, egress_ip, operator, outcome, category, status, count, sample,\n"
+    "                    then one {\"summary\": {...}} object\n"
+    "  --follow          keep reading FILE as it grows, across rotation (rename or\n"
+    "                    copytruncate); commits every --interval; stops on SIGINT or SIGTERM\n"
+    "  --interval SECS   --follow: longest time between commits (default 10)\n"
+    "  --batch N         lines per store transaction (default 200000)\n"
+    "\n"
+    "Exit status: 0 ok, 64 usage, 66 a log could not be read (the others were), 75 store\n"
+    "unreachable, 78 rules error.";
+
+constexpr int kExitNoInput = 66;  // EX_NOINPUT
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int) { g_stop.store(true); }
+
+#define RAMPART_DO(expr) \
+  if (auto r_ = (expr); !r_) return tl::unexpected(r_.error())
+
+std::string q(std::string_view s) { return rules::json_quote(s); }
+std::string day_str(std::int64_t day) { return core::Date{static_cast<std::int32_t>(day)}.str(); }
+
+// Seconds east of UTC of local time at `t` (syslog writes local time).
+std::int32_t utc_offset_at(core::UnixTime t) {
+  const std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  if (localtime_r(&tt, &tm) == nullptr) return 0;
+  return static_cast<std::int32_t>(tm.tm_gmtoff);
+}
+
+struct Options {
+  bool dry_run = false;
+  bool from_start = false;
+  bool json = false;
+  bool follow = false;
+  std::int64_t batch = 200000;
+  std::int64_t interval = 10;
+  std::vector<std::string> files;
+};
+
+struct Actions {
+  std::vector<core::Suppression> suppressions;  // added (or, dry run, that would be)
+  std::vector<core::Backoff> backoffs;          // set (or would be)
+};
+
+class Run {
+ public:
+  Run(const Options& o, store::Store& st, const core::RuleSet& rules,
+      const core::Classifier& classifier)
+      : o_(o),
+        store_(st),
+        rules_(rules),
+        tally_(rules, classifier),
+        feedback_(rules.spec().effective_feedback()) {}
+
+  // One log from its cursor to its end. A log that cannot be read is reported and counted in
+  // files_failed; the error returned is the store's (nothing more can be done).
+  Result<void> read_file(const std::string& path);
+  // tail -F one log until a stop signal; the exit code.
+  Result<int> follow(const std::string& path);
+  // After the logs: loop closing that reads the store, zero-delivery days.
+  Result<void> finish();
+  void print() const;
+
+  int files_failed = 0;
+  std::vector<std::string> notes;  // per-file remarks for the summary
+
+ private:
+  struct Cursor {
+    std::string identity;
+    std::string path;
+    std::int64_t from = 0;   // committed offset
+    std::int64_t to = 0;     // offset after the last line fed
+    std::int64_t lines = 0;  // fed since the last commit
+  };
+  Result<void> commit(Cursor& c);
+  Result<std::optional<Cursor>> start(logreader::LogReader& r, const std::string& path);
+  void feed(const logreader::Line& l, const maillog::Clock& clock, Cursor& c) {
+    if (l.overlong) {
+      tally_.overlong();
+    } else {
+      tally_.feed(maillog::parse_line(l.text, clock));
+    }
+    c.to = l.end;
+    ++c.lines;
+  }
+  Result<void> apply_now(const maillog::Batch& b);
+
+  const Options& o_;
+  store::Store& store_;
+  const core::RuleSet& rules_;
+  maillog::Tally tally_;
+  core::FeedbackSpec feedback_;
+  // What this run found, for the report (and, dry run, for loop closing).
+  std::map<core::AggregateKey, core::Aggregate> found_;
+  std::map<std::tuple<core::AnomalyKind, std::int64_t, std::string, std::string>, core::Anomaly>
+      anomalies_;
+  std::map<std::pair<std::string, std::int64_t>, std::int64_t> domain_hits_;
+  Actions actions_;
+  std::int64_t commits_ = 0;
+  std::int64_t skipped_bytes_ = 0;  // content before the cursors: read by earlier runs
+  std::int64_t files_read_ = 0;
+};
+
+void merge(std::map<core::AggregateKey, core::Aggregate>& into,
+           const std::vector<core::Aggregate>& rows) {
+  for (const auto& a : rows) {
+    auto [it, fresh] = into.try_emplace(a.key, a);
+    if (!fresh) it->second.count += a.count;
+  }
+}
+
+Result<void> Run::apply_now(const maillog::Batch& b) {
+  const auto now = obs::now_utc();
+  auto sup = maillog::address_suppressions(b.addresses, feedback_, now);
+  std::vector<core::Backoff> active;
+  if (!o_.dry_run) {
+    RAMPART_TRY(a, store_.backoffs(now));
+    active = std::move(a);
+  }
+  auto pauses = maillog::pause_backoffs(b.pauses, feedback_, active, now);
+  if (!o_.dry_run) {
+    if (!sup.empty()) {
+      RAMPART_TRY(n, store_.add_suppressions(feedback_.category, sup, now));
+      (void)n;
+    }
+    for (const auto& p : pauses) {
+      if (auto r = store_.set_backoff(p); !r) return tl::unexpected(r.error());
+    }
+  }
+  for (auto& s : sup) actions_.suppressions.push_back(std::move(s));
+  for (auto& p : pauses) actions_.backoffs.push_back(std::move(p));
+  return {};
+}
+
+Result<void> Run::commit(Cursor& c) {
+  auto b = tally_.take();
+  if (auto r = apply_now(b); !r) return r;
+  if (!o_.dry_run && (c.to != c.from || !b.empty())) {
+    store::ClassifyBatch batch;
+    batch.identity = c.identity;
+    batch.from_offset = c.from;
+    batch.to_offset = c.to;
+    batch.path = c.path;
+    batch.aggregates = b.aggregates;
+    batch.domain_hits = b.domain_hits;
+    batch.anomalies = b.anomalies;
+    RAMPART_TRY(ok, store_.commit_classify(batch));
+    if (!ok) {
+      return fail(Errc::Temporary,
+                  fmt::format("{}: another rampart classify moved this log's cursor meanwhile; "
+                              "stopped here (what it read is counted once, by it)",
+                              c.path));
+    }
+    ++commits_;
+  }
+  merge(found_, b.aggregates);
+  for (auto& a : b.anomalies) {
+    auto [it, fresh] = anomalies_.try_emplace({a.kind, a.day, a.stream, a.subject}, a);
+    if (!fresh) it->second.count += a.count;
+  }
+  for (const auto& h : b.domain_hits) domain_hits_[{h.domain, h.day}] += h.count;
+  c.from = c.to;
+  c.lines = 0;
+  return {};
+}
+
+Result<std::optional<Run::Cursor>> Run::start(logreader::LogReader& r, const std::string& path) {
+  RAMPART_TRY(id, r.identity());
+  if (!id) {
+    notes.push_back(fmt::format("{}: empty, nothing to read", path));
+    return std::optional<Cursor>{};
+  }
+  Cursor c{*id, path == "-" ? "stdin" : path, 0, 0, 0};
+  if (!o_.from_start) {
+    RAMPART_TRY(stored, store_.cursor(*id));
+    if (stored && stored->offset > 0) {
+      RAMPART_TRY(ok, r.skip_to(stored->offset));
+      if (!ok) {
+        notes.push_back(
+            fmt::format("{}: shorter than where an earlier run stopped ({} bytes): not read again",
+                        path, stored->offset));
+        return std::optional<Cursor>{};
+      }
+      c.from = c.to = stored->offset;
+      skipped_bytes_ += stored->offset;
+    }
+  }
+  return std::optional<Cursor>{c};
+}
+
+Result<void> Run::read_file(const std::string& path) {
+  auto opened = logreader::LogReader::open(path);
+  if (!opened) {
+    std::fprintf(stderr, "rampart: classify: %s\n", opened.error().what.c_str());
+    ++files_failed;
+    return {};
+  }
+  auto& r = *opened;
+  core::UnixTime reference = obs::now_utc();
+  if (path != "-") {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) reference = st.st_mtime;
+  }
+  const maillog::Clock clock{reference, utc_offset_at(reference)};
+  auto started = start(r, path);
+  if (!started) {
+    if (started.error().code != Errc::Invalid) return tl::unexpected(started.error());
+    std::fprintf(stderr, "rampart: classify: %s\n", started.error().what.c_str());
+    ++files_failed;
+    return {};
+  }
+  if (!*started) return {};
+  Cursor c = std::move(**started);
+  ++files_read_;
+  while (true) {
+    auto l = r.next();
+    if (!l) {
+      // The lines before the error are committed; the error is reported.
+      RAMPART_DO(commit(c));
+      std::fprintf(stderr, "rampart: classify: %s\n", l.error().what.c_str());
+      ++files_failed;
+      return {};
+    }
+    if (!*l) break;
+    feed(**l, clock, c);
+    if (c.lines >= o_.batch) {
+      RAMPART_DO(commit(c));
+    }
+  }
+  RAMPART_DO(commit(c));
+  if (r.pending_tail() > 0) {
+    notes.push_back(fmt::format("{}: {} bytes of an unfinished last line left for the next run",
+                                path, r.pending_tail()));
+  }
+  return {};
+}
+
+Result<int> Run::follow(const std::string& path) {
+  auto f = logreader::Follower::open(path);
+  if (!f) {
+    std::fprintf(stderr, "rampart: classify: %s\n", f.error().what.c_str());
+    return kExitNoInput;
+  }
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  core::UnixTime reference = obs::now_utc();
+  maillog::Clock clock{reference, utc_offset_at(reference)};
+  std::optional<Cursor> c;
+  auto begin = [&]() -> Result<void> {
+    RAMPART_TRY(started, start(f->reader(), path));
+    c = std::move(started);
+    if (c) ++files_read_;
+    return {};
+  };
+  RAMPART_DO(begin());
+  auto last_commit = std::chrono::steady_clock::now();
+  const auto interval = std::chrono::seconds(o_.interval);
+  auto flush = [&]() -> Result<void> {
+    if (c) {
+      RAMPART_DO(commit(*c));
+    }
+    RAMPART_DO(finish());
+    print();
+    found_.clear();
+    anomalies_.clear();
+    actions_ = {};
+    notes.clear();
+    last_commit = std::chrono::steady_clock::now();
+    return {};
+  };
+  while (!g_stop.load()) {
+    const auto ev = f->next(std::chrono::milliseconds(500));
+    if (ev == logreader::Follower::Event::Line) {
+      if (!c) {
+        // The file had no complete first line when we started: now it has.
+        RAMPART_DO(begin());
+      }
+      if (c) feed(f->line(), clock, *c);
+    } else if (ev == logreader::Follower::Event::Rotated) {
+      RAMPART_DO(flush());
+      c.reset();
+      reference = obs::now_utc();
+      clock = {reference, utc_offset_at(reference)};
+      RAMPART_DO(begin());
+    } else if (ev == logreader::Follower::Event::Error) {
+      RAMPART_DO(flush());
+      std::fprintf(stderr, "rampart: classify: %s\n", f->error().what.c_str());
+      return kExitNoInput;
+    }
+    const bool due = std::chrono::steady_clock::now() - last_commit >= interval;
+    if (c && ((due && c->lines > 0) || c->lines >= o_.batch)) {
+      RAMPART_DO(flush());
+    }
+  }
+  RAMPART_DO(flush());
+  return kExitOk;
+}
+
+Result<void> Run::finish() {
+  const auto& s = tally_.summary();
+  if (found_.empty()) return {};  // no delivery read (domain hits come with deliveries)
+  const auto now = obs::now_utc();
+  std::int64_t min_day = found_.begin()->first.day, max_day = min_day;
+  for (const auto& [k, a] : found_) {
+    min_day = std::min(min_day, k.day);
+    max_day = std::max(max_day, k.day);
+  }
+  const std::int64_t last_day = core::day_of(s.last_time);
+  std::vector<core::Aggregate> days;  // the judged days, all runs (dry run: this run)
+  std::vector<core::DomainHit> totals;
+  std::vector<core::Backoff> active;
+  if (o_.dry_run) {
+    for (const auto& [k, a] : found_) days.push_back(a);
+    std::map<std::string, core::DomainHit> per;
+    for (const auto& [k, n] : domain_hits_) {
+      if (k.second <= last_day - feedback_.domain_days) continue;
+      auto& t = per[k.first];
+      t.domain = k.first;
+      t.day = std::max(t.day, k.second);
+      t.count += n;
+    }
+    for (auto& [d, t] : per) totals.push_back(std::move(t));
+  } else {
+    RAMPART_TRY(rows, store_.aggregates(min_day - 1, max_day));
+    days = std::move(rows);
+    RAMPART_TRY(hits, store_.domain_hits(last_day - feedback_.domain_days + 1, last_day));
+    totals = std::move(hits);
+    RAMPART_TRY(a, store_.backoffs(now));
+    active = std::move(a);
+  }
+  // Dead domains.
+  auto sup = maillog::domain_suppressions(totals, feedback_, now);
+  if (!o_.dry_run && !sup.empty()) {
+    RAMPART_TRY(n, store_.add_suppressions(feedback_.category, sup, now));
+    (void)n;
+  }
+  for (auto& x : sup) actions_.suppressions.push_back(std::move(x));
+  // Throttled / reputation share, on the days this run touched.
+  std::vector<core::Aggregate> touched;
+  for (const auto& a : days) {
+    if (a.key.day >= min_day) touched.push_back(a);
+  }
+  auto backs = maillog::share_backoffs(touched, feedback_, active, s.last_time, now);
+  for (const auto& b : backs) {
+    if (!o_.dry_run) {
+      if (auto r = store_.set_backoff(b); !r) return r;
+    }
+    actions_.backoffs.push_back(b);
+  }
+  // Zero-delivery days: from the day before the first one read.
+  std::map<std::pair<std::string, std::int64_t>, std::int64_t> accepted;
+  for (const auto& a : days) {
+    auto& n = accepted[{a.key.stream, a.key.day}];
+    if (a.key.outcome == core::Outcome::Accepted) n += a.count;
+  }
+  auto zero = maillog::zero_delivery_days(accepted, last_day);
+  if (!o_.dry_run && !zero.empty()) {
+    if (auto r = store_.add_anomalies(zero); !r) return r;
+  }
+  for (auto& z : zero) anomalies_.try_emplace({z.kind, z.day, z.stream, z.subject}, z);
+  return {};
+}
+
+std::string or_dash(const std::string& s) { return s.empty() ? "-" : s; }
+
+void Run::print() const {
+  const auto& s = tally_.summary();
+  std::string out;
+  if (o_.json) {
+    for (const auto& [k, a] : found_) {
+      out += fmt::format(
+          "{{\"day\": {}, \"stream\": {}, \"egress_ip\": {}, \"operator\": {}, \"outcome\": {}, "
+          "\"category\": {}, \"status\": {}, \"count\": {}, \"sample\": {}}}\n",
+          q(day_str(k.day)), q(k.stream), q(k.egress_ip), q(k.op), q(core::to_string(k.outcome)),
+          q(k.category), q(k.status), a.count, q(a.sample));
+    }
+    std::string anomalies = "[";
+    for (const auto& [id, a] : anomalies_) {
+      anomalies += fmt::format(
+          "{}{{\"kind\": {}, \"day\": {}, \"stream\": {}, \"subject\": {}, \"count\": {}, "
+          "\"first\": {}, \"detail\": {}}}",
+          anomalies.size() > 1 ? ", " : "", q(core::to_string(a.kind)), q(day_str(a.day)),
+          q(a.stream), q(a.subject), a.count, q(core::format_utc(a.first)), q(a.detail));
+    }
+    anomalies += "]";
+    std::string sups = "[";
+    for (const auto& x : actions_.suppressions) {
+      sups +=
+          fmt::format("{}{{\"value\": {}, \"kind\": {}, \"expires\": {}, \"reason\": {}}}",
+                      sups.size() > 1 ? ", " : "", q(x.value), q(x.domain ? "domain" : "address"),
+                      x.expires != 0 ? q(core::format_utc(x.expires)) : "null", q(x.reason));
+    }
+    sups += "]";
+    std::string backs = "[";
+    for (const auto& b : actions_.backoffs) {
+      backs += fmt::format(
+          "{}{{\"stream\": {}, \"operator\": {}, \"factor\": {}, \"until\": {}, \"reason\": {}}}",
+          backs.size() > 1 ? ", " : "", q(b.stream), q(b.op),
+          static_cast<double>(b.permille) / 1000.0, q(core::format_utc(b.until)), q(b.reason));
+    }
+    backs += "]";
+    std::string reasons = "{";
+    for (const auto& [why, n] : s.unparsed_by_reason) {
+      reasons += fmt::format("{}{}: {}", reasons.size() > 1 ? ", " : "", q(why), n);
+    }
+    reasons += "}";
+    std::string notes_json = "[";
+    for (const auto& n : notes) notes_json += (notes_json.size() > 1 ? ", " : "") + q(n);
+    notes_json += "]";
+    out += fmt::format(
+        "{{\"summary\": {{\"dry_run\": {}, \"files\": {}, \"files_failed\": {}, \"lines\": {}, "
+        "\"deliveries\": {}, \"sent\": {}, \"deferred\": {}, \"bounced\": {}, \"expired\": {}, "
+        "\"unparsed\": {}, \"unparsed_by_reason\": {}, \"filter_hops\": {}, \"local_hops\": {}, "
+        "\"other_status\": {}, \"unattributed\": {}, \"unknown_operator\": {}, "
+        "\"backwards\": {}, \"skipped_bytes\": {}, \"anomalies\": {}, \"anomaly_list\": {}, "
+        "\"suppressions\": {}, \"backoffs\": {}, \"notes\": {}}}}}\n",
+        o_.dry_run, files_read_, files_failed, s.lines, s.deliveries, s.sent, s.deferred, s.bounced,
+        s.expired, s.unparsed, reasons, s.filter_hops, s.local_hops, s.other_status, s.unattributed,
+        s.unknown_operator, s.backwards, skipped_bytes_, anomalies_.size(), anomalies, sups, backs,
+        notes_json);
+  } else {
+    if (!found_.empty()) {
+      out += fmt::format("{:<10}  {:<10}  {:<15}  {:<18}  {:<17}  {:<19}  {:<7}  {:>7}  {}\n",
+                         "DAY", "STREAM", "EGRESS_IP", "OPERATOR", "OUTCOME", "CATEGORY", "STATUS",
+                         "COUNT", "SAMPLE");
+      for (const auto& [k, a] : found_) {
+        std::string sample = a.sample.substr(0, 70);
+        out +=
+            fmt::format("{:<10}  {:<10}  {:<15}  {:<18}  {:<17}  {:<19}  {:<7}  {:>7}  {}\n",
+                        day_str(k.day), or_dash(k.stream), or_dash(k.egress_ip), or_dash(k.op),
+                        core::to_string(k.outcome), k.category, or_dash(k.status), a.count, sample);
+      }
+    }
+    for (const auto& [id, a] : anomalies_) {
+      out +=
+          fmt::format("anomaly {} {} stream={} subject={} count={}: {}\n", core::to_string(a.kind),
+                      day_str(a.day), or_dash(a.stream), a.subject, a.count, a.detail);
+    }
+    const std::string_view verb = o_.dry_run ? "would suppress" : "suppressed";
+    for (const auto& x : actions_.suppressions) {
+      out += fmt::format("{} {} {} until {}: {}\n", verb, x.domain ? "domain" : "address", x.value,
+                         x.expires != 0 ? core::format_utc(x.expires) : "never", x.reason);
+    }
+    for (const auto& b : actions_.backoffs) {
+      out += fmt::format("{} stream={} operator={} factor={} until {}: {}\n",
+                         o_.dry_run ? "would back off" : "backed off", b.stream, b.op,
+                         static_cast<double>(b.permille) / 1000.0, core::format_utc(b.until),
+                         b.reason);
+    }
+    for (const auto& n : notes) out += fmt::format("note: {}\n", n);
+    out += fmt::format(
+        "{}{} files, {} lines: {} deliveries ({} sent, {} deferred, {} bounced, {} expired), "
+        "{} unparsed, {} content-filter hops, {} local, {} anomalies{}\n",
+        o_.dry_run ? "dry run: " : "", files_read_, s.lines, s.deliveries, s.sent, s.deferred,
+        s.bounced, s.expired, s.unparsed, s.filter_hops, s.local_hops, anomalies_.size(),
+        files_failed > 0 ? fmt::format(", {} logs unreadable", files_failed) : "");
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int cmd_classify(const Context& ctx, const Args& args) {
+  Options o;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    auto value = [&](std::string_view name) -> std::optional<std::string> {
+      if (i + 1 >= args.size()) return std::nullopt;
+      (void)name;
+      return args[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      std::printf("%.*s\n", static_cast<int>(kUsage.size()), kUsage.data());
+      return kExitOk;
+    } else if (a == "--dry-run") {
+      o.dry_run = true;
+    } else if (a == "--from-start") {
+      o.from_start = true;
+    } else if (a == "--follow") {
+      o.follow = true;
+    } else if (a == "--format") {
+      auto v = value(a);
+      if (!v || (*v != "table" && *v != "json"))
+        return usage_error("classify: --format wants table or json");
+      o.json = *v == "json";
+    } else if (a == "--batch" || a == "--interval") {
+      auto v = value(a);
+      std::int64_t n = 0;
+      try {
+        n = v ? std::stoll(*v) : 0;
+      } catch (const std::exception&) {
+        n = 0;
+      }
+      if (n < 1) return usage_error(fmt::format("classify: {} wants a positive number", a));
+      (a == "--batch" ? o.batch : o.interval) = n;
+    } else if (a == "-" || !a.starts_with("-")) {
+      o.files.push_back(a);
+    } else {
+      return usage_error(fmt::format("classify: unknown option '{}'", a));
+    }
+  }
+  if (o.files.empty()) return usage_error("classify: no log given (FILE... or - for stdin)");
+  if (o.from_start && !o.dry_run)
+    return usage_error("classify: --from-start counts logs again: only with --dry-run");
+  if (o.follow && (o.files.size() != 1 || o.files[0] == "-"))
+    return usage_error("classify: --follow takes exactly one FILE");
+  if (o.follow && o.dry_run) return usage_error("classify: --follow writes: not with --dry-run");
+
+  auto st = ctx.open_store();
+  if (!st) return report(st.error());
+  auto rs = store::load_ruleset(**st);
+  if (!rs) return report(rs.error());
+  auto cl = core::Classifier::compile((*rs)->spec().classify);
+  if (!cl) return report(cl.error());
+  if ((*rs)->spec().classify.empty()) {
+    std::fprintf(stderr,
+                 "rampart: classify: warning: the store has no [[classify]] rules; every reply "
+                 "gets the built-in default (apply packaging/rules/classify.toml)\n");
+  }
+  Run run(o, **st, **rs, *cl);
+  if (o.follow) {
+    auto code = run.follow(o.files[0]);
+    return code ? *code : report(code.error());
+  }
+  for (const auto& f : o.files) {
+    if (auto r = run.read_file(f); !r) return report(r.error());
+  }
+  if (auto r = run.finish(); !r) return report(r.error());
+  run.print();
+  return run.files_failed > 0 ? kExitNoInput : kExitOk;
+}
+
+}  // namespace rampart::sidecar

@@ -1,0 +1,531 @@
+// Tally: see tally.hpp. The hot path is one delivery line: a transport lookup in a short vector,
+// one hash lookup of the queue id, the operator by relay host (cached per host), one classify()
+// and one hash-map bump keyed by interned pointers. Strings are copied only for new keys.
+#include "maillog/tally.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "core/text.hpp"
+
+namespace rampart::maillog {
+
+namespace {
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+template <class V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+const std::string kEmpty;
+
+// Log bytes as stored and printed: valid UTF-8 (PostgreSQL TEXT, JSON), bounded.
+std::string sample_of(std::string_view reply) {
+  auto out = core::utf8_clean(reply.substr(0, core::kSampleMax));
+  if (out.size() > core::kSampleMax) out.resize(core::kSampleMax);
+  return out;
+}
+
+// "QID: rest" -> (QID, rest) when the message starts with a queue id.
+std::pair<std::string_view, std::string_view> split_qid(std::string_view msg) {
+  const auto colon = msg.find(": ");
+  if (colon == std::string_view::npos || colon == 0 || colon > 32) return {};
+  const auto qid = msg.substr(0, colon);
+  for (char c : qid) {
+    const bool ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    if (!ok) return {};
+  }
+  return {qid, msg.substr(colon + 2)};
+}
+
+// The value of `key=` in space-separated key=value fields, "" when absent.
+std::string_view field(std::string_view fields, std::string_view key) {
+  std::size_t pos = 0;
+  while (pos < fields.size()) {
+    auto end = fields.find(' ', pos);
+    if (end == std::string_view::npos) end = fields.size();
+    const auto item = fields.substr(pos, end - pos);
+    if (item.size() > key.size() && item.starts_with(key) && item[key.size()] == '=')
+      return item.substr(key.size() + 1);
+    pos = end + 1;
+  }
+  return {};
+}
+
+bool program_is(std::string_view program, std::string_view name) {
+  if (program == name) return true;
+  return program.size() > name.size() && program.ends_with(name) &&
+         program[program.size() - name.size() - 1] == '/';
+}
+
+}  // namespace
+
+std::string_view remote_reply(std::string_view text) {
+  std::string_view r = text;
+  if (const auto said = text.find(" said: "); said != std::string_view::npos)
+    r = text.substr(said + 7);
+  if (r.ends_with(" command)")) {
+    if (const auto p = r.rfind(" (in reply to "); p != std::string_view::npos) r = r.substr(0, p);
+  }
+  return r;
+}
+
+std::string_view domain_of(std::string_view address) {
+  const auto at = address.rfind('@');
+  return at == std::string_view::npos ? std::string_view{} : address.substr(at + 1);
+}
+
+std::vector<core::Anomaly> zero_delivery_days(
+    const std::map<std::pair<std::string, std::int64_t>, std::int64_t>& accepted,
+    std::int64_t last_day) {
+  std::vector<core::Anomaly> out;
+  // Streams and the days seen per stream.
+  std::map<std::string, std::pair<std::int64_t, std::int64_t>> span;  // stream -> (min, max day)
+  for (const auto& [k, n] : accepted) {
+    auto [it, fresh] = span.try_emplace(k.first, k.second, k.second);
+    if (!fresh) {
+      it->second.first = std::min(it->second.first, k.second);
+      it->second.second = std::max(it->second.second, k.second);
+    }
+  }
+  for (const auto& [stream, range] : span) {
+    if (stream.empty()) continue;
+    for (std::int64_t d = range.first + 1; d < last_day; ++d) {
+      const auto before = accepted.find({stream, d - 1});
+      const auto today = accepted.find({stream, d});
+      const bool had = before != accepted.end() && before->second > 0;
+      const bool none = today == accepted.end() || today->second == 0;
+      if (!had || !none) continue;
+      core::Anomaly a;
+      a.kind = core::AnomalyKind::ZeroDeliveries;
+      a.day = d;
+      a.stream = stream;
+      a.subject = core::Date{static_cast<std::int32_t>(d)}.str();
+      a.first = d * core::kDaySeconds;
+      a.detail = fmt::format("stream {} delivered nothing on {} after {} accepted on {}", stream,
+                             a.subject, before->second,
+                             core::Date{static_cast<std::int32_t>(d - 1)}.str());
+      out.push_back(std::move(a));
+    }
+  }
+  return out;
+}
+
+struct Tally::Impl {
+  struct Msg {
+    const core::StreamSpec* milter_stream = nullptr;
+    bool began = false;  // its reception (smtpd client= / pickup) is in what was fed
+    bool signed_ = false;
+    bool unsigned_counted = false;
+    bool egress_counted = false;
+    std::uint64_t gen = 0;
+  };
+  struct Key {
+    std::int64_t day;
+    const core::StreamSpec* stream;
+    const std::string* egress;
+    const core::OperatorSpec* op;
+    core::Outcome outcome;
+    const std::string* category;
+    const std::string* status;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const noexcept {
+      std::size_t h = std::hash<std::int64_t>{}(k.day);
+      auto mix = [&h](const void* p) {
+        h ^= std::hash<const void*>{}(p) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+      };
+      mix(k.stream);
+      mix(k.egress);
+      mix(k.op);
+      mix(k.category);
+      mix(k.status);
+      return h ^ static_cast<std::size_t>(k.outcome);
+    }
+  };
+  struct Value {
+    std::int64_t count = 0;
+    std::string sample;
+  };
+  using AnomalyId = std::tuple<core::AnomalyKind, std::int64_t, std::string, std::string>;
+
+  const core::RuleSet& rules;
+  const core::Classifier& classifier;
+  std::size_t max_messages;
+
+  std::vector<std::pair<std::string_view, const core::StreamSpec*>> by_transport;
+  StringMap<Msg> msgs;
+  std::deque<std::pair<std::string, std::uint64_t>> order;
+  std::uint64_t gen = 0;
+  std::unordered_map<std::uint64_t, std::string> bind_pending;  // (host, pid) -> address
+  StringMap<const core::OperatorSpec*> op_by_host;
+  StringMap<const core::OperatorSpec*> op_by_domain;
+  std::unordered_set<std::string, StringHash, std::equal_to<>> statuses;
+
+  std::unordered_map<Key, Value, KeyHash> aggs;
+  std::map<AnomalyId, core::Anomaly> anomalies;
+  // Unsigned deliveries wait here until the log shows OpenDKIM logging to it at all: a log
+  // without OpenDKIM's lines (Postfix's own maillog_file, another syslog facility) proves nothing.
+  std::map<AnomalyId, core::Anomaly> unsigned_pending;
+  bool saw_opendkim = false;
+  std::map<std::pair<std::string, std::int64_t>, std::int64_t> domain_hits;
+  StringMap<AddressHit> addresses;
+  std::map<std::pair<std::string, std::string>, PauseHit> pauses;
+  Summary sum;
+
+  Impl(const core::RuleSet& r, const core::Classifier& c, std::size_t max)
+      : rules(r), classifier(c), max_messages(std::max<std::size_t>(max, 16)) {
+    for (const auto& s : rules.spec().streams) {
+      if (!s.transport.empty()) by_transport.emplace_back(s.transport, &s);
+    }
+  }
+
+  // The stream whose transport logs under this syslog_name: "postfix/out05" or "out05" or a
+  // multi-instance name "postfix-out05" whose last component is the transport.
+  const core::StreamSpec* stream_for(std::string_view syslog_name) const {
+    const auto slash = syslog_name.rfind('/');
+    const auto last = slash == std::string_view::npos ? syslog_name : syslog_name.substr(slash + 1);
+    for (const auto& [t, s] : by_transport) {
+      if (t == last || t == syslog_name) return s;
+    }
+    return nullptr;
+  }
+
+  const core::StreamSpec* stream_with_ip(std::string_view ip) const {
+    for (const auto& s : rules.spec().streams) {
+      if (!s.egress_ip.empty() && s.egress_ip == ip) return &s;
+    }
+    return nullptr;
+  }
+
+  Msg& msg(std::string_view qid) {
+    if (auto it = msgs.find(qid); it != msgs.end()) return it->second;
+    while (msgs.size() >= max_messages && !order.empty()) {
+      const auto& [old, g] = order.front();
+      if (auto it = msgs.find(old); it != msgs.end() && it->second.gen == g) msgs.erase(it);
+      order.pop_front();
+    }
+    auto& m = msgs[std::string(qid)];
+    m.gen = ++gen;
+    order.emplace_back(std::string(qid), m.gen);
+    // The order queue keeps stale entries of removed messages; drop them once they outnumber
+    // the live ones, so memory follows the messages in flight, not the messages ever seen.
+    if (order.size() > 2 * msgs.size() + 4096) {
+      std::erase_if(order, [this](const auto& e) {
+        const auto it = msgs.find(e.first);
+        return it == msgs.end() || it->second.gen != e.second;
+      });
+    }
+    return m;
+  }
+
+  Msg* find_msg(std::string_view qid) {
+    if (qid.empty()) return nullptr;
+    const auto it = msgs.find(qid);
+    return it == msgs.end() ? nullptr : &it->second;
+  }
+
+  static std::uint64_t proc_key(const Header& h) {
+    return std::hash<std::string_view>{}(h.host) * 1000003u ^ h.pid.value_or(0) ^
+           (std::hash<std::string_view>{}(h.program) << 1);
+  }
+
+  void anomaly(core::AnomalyKind kind, core::UnixTime t, std::string_view stream,
+               std::string_view subject, std::string detail) {
+    const std::int64_t day = core::day_of(t);
+    AnomalyId id{kind, day, std::string(stream), core::utf8_clean(subject)};
+    const bool pending = kind == core::AnomalyKind::Unsigned && !saw_opendkim;
+    auto& into = pending ? unsigned_pending : anomalies;
+    auto [it, fresh] = into.try_emplace(std::move(id));
+    if (fresh) {
+      it->second.kind = kind;
+      it->second.day = day;
+      it->second.stream = std::string(stream);
+      it->second.subject = std::get<3>(it->first);
+      it->second.first = t;
+      it->second.count = 1;
+      it->second.detail = core::utf8_clean(detail);
+    } else {
+      ++it->second.count;
+    }
+    if (!pending) ++sum.anomalies;
+  }
+
+  const core::OperatorSpec* operator_of(const Delivery& d) {
+    const auto dom = core::ascii_lower(domain_of(d.recipient));
+    if (!d.relay_ip.empty() && !d.relay_host.empty() && d.relay_host != "none") {
+      const core::OperatorSpec* op = nullptr;
+      if (auto it = op_by_host.find(d.relay_host); it != op_by_host.end()) {
+        op = it->second;
+      } else {
+        if (op_by_host.size() > 100000) op_by_host.clear();
+        op = rules.operator_for_host(d.relay_host);
+        op_by_host.emplace(std::string(d.relay_host), op);
+      }
+      if (!dom.empty()) {
+        if (op_by_domain.size() > 200000) op_by_domain.clear();
+        op_by_domain.insert_or_assign(dom, op);
+      }
+      return op;
+    }
+    // relay=none (no connection was made): the operator this run last saw for the domain.
+    if (auto it = op_by_domain.find(dom); !dom.empty() && it != op_by_domain.end())
+      return it->second;
+    return nullptr;
+  }
+
+  const std::string* intern_status(std::string_view s) {
+    if (s.empty()) return &kEmpty;
+    auto it = statuses.find(s);
+    if (it == statuses.end()) it = statuses.emplace(s).first;
+    return &*it;
+  }
+
+  void delivery(const ParsedLine& line) {
+    const Delivery& d = *line.delivery;
+    const auto& h = line.header;
+    if (d.status == Status::Other) {
+      ++sum.other_status;
+      return;
+    }
+    if (d.hop == Hop::Loopback) {
+      ++sum.filter_hops;
+      return;
+    }
+    if (d.hop == Hop::Local) {
+      ++sum.local_hops;
+      return;
+    }
+    ++sum.deliveries;
+    switch (d.status) {
+      case Status::Sent: ++sum.sent; break;
+      case Status::Deferred: ++sum.deferred; break;
+      case Status::Bounced: ++sum.bounced; break;
+      case Status::Expired: ++sum.expired; break;
+      case Status::Other: break;
+    }
+    const core::StreamSpec* by_transport_stream = stream_for(h.syslog_name);
+    Msg* m = find_msg(d.queue_id);
+    const core::StreamSpec* stream =
+        m != nullptr && m->milter_stream != nullptr ? m->milter_stream : by_transport_stream;
+    const std::string* egress =
+        by_transport_stream != nullptr ? &by_transport_stream->egress_ip : &kEmpty;
+    const bool connected = !d.relay_ip.empty();
+    const std::string_view sname = stream != nullptr ? std::string_view(stream->name) : "";
+
+    // Egress from an address that is not the stream's (incident 10).
+    const auto pk = proc_key(h);
+    if (auto it = bind_pending.find(pk); it != bind_pending.end()) {
+      if (connected) {
+        anomaly(core::AnomalyKind::UnexpectedEgress, h.time, sname, it->second,
+                fmt::format("{}[{}] could not bind {} and delivered queue id {} from another "
+                            "address (set smtp_bind_address_enforce = yes)",
+                            h.program, h.pid.value_or(0), it->second, d.queue_id));
+        egress = &kEmpty;
+      }
+      bind_pending.erase(it);
+    } else if (m != nullptr && m->milter_stream != nullptr && connected &&
+               by_transport_stream != m->milter_stream && !m->egress_counted) {
+      m->egress_counted = true;
+      const std::string_view via =
+          by_transport_stream != nullptr ? std::string_view(by_transport_stream->egress_ip) : "";
+      anomaly(core::AnomalyKind::UnexpectedEgress, h.time, sname,
+              by_transport_stream != nullptr ? by_transport_stream->transport : h.syslog_name,
+              fmt::format("stream {} message {} left through {} (egress {}), not its transport {} "
+                          "({})",
+                          sname, d.queue_id, h.syslog_name, via.empty() ? "default" : via,
+                          m->milter_stream->transport.empty() ? "-" : m->milter_stream->transport,
+                          m->milter_stream->egress_ip.empty() ? "-" : m->milter_stream->egress_ip));
+    }
+    if (stream == nullptr) ++sum.unattributed;
+
+    const core::OperatorSpec* op = operator_of(d);
+    if (op == nullptr) ++sum.unknown_operator;
+    const auto reply = remote_reply(d.text);
+    const auto cls = classifier.classify(reply, d.enhanced_status,
+                                         op != nullptr ? op->name : std::string_view{});
+
+    // A delivered message of a stream that OpenDKIM did not sign (incident 5).
+    if (d.status == Status::Sent && stream != nullptr && m != nullptr && m->began && !m->signed_ &&
+        !m->unsigned_counted) {
+      m->unsigned_counted = true;
+      anomaly(core::AnomalyKind::Unsigned, h.time, sname, "no-dkim-signature",
+              fmt::format("stream {} delivered queue id {} with no OpenDKIM \"DKIM-Signature "
+                          "field added\" line",
+                          sname, d.queue_id));
+    }
+
+    const Key key{core::day_of(h.time),
+                  stream,
+                  egress,
+                  op,
+                  cls.outcome,
+                  &cls.rule->category,
+                  intern_status(d.enhanced_status)};
+    auto [it, fresh] = aggs.try_emplace(key);
+    ++it->second.count;
+    if (fresh) it->second.sample = sample_of(reply);
+
+    if (cls.rule->suppress == core::SuppressScope::Address && d.status == Status::Bounced) {
+      auto addr = core::ascii_lower(d.recipient);
+      if (!addr.empty() && !domain_of(addr).empty()) {
+        auto& a = addresses[addr];
+        if (a.address.empty() || a.time <= h.time) {
+          a = AddressHit{addr, h.time, cls.rule->id,
+                         std::string(reply.substr(0, core::kSampleMax))};
+        }
+      }
+    } else if (cls.rule->suppress == core::SuppressScope::Domain) {
+      if (auto dom = core::normalize_domain(domain_of(d.recipient)))
+        ++domain_hits[{*dom, core::day_of(h.time)}];
+    }
+    if (cls.rule->backoff == core::BackoffHint::Pause && stream != nullptr && op != nullptr) {
+      auto& p = pauses[{stream->name, op->name}];
+      if (p.stream.empty() || p.time <= h.time) {
+        p = PauseHit{stream->name, op->name, h.time, cls.rule->id, sample_of(reply)};
+      }
+    }
+  }
+
+  void other_program(const ParsedLine& line) {
+    const auto& h = line.header;
+    if (program_is(h.program, "rampart-milter")) {
+      auto [qid, rest] = split_qid(h.message);
+      if (qid.empty() || !rest.starts_with("pin ")) return;
+      const auto name = field(rest, "stream");
+      const core::StreamSpec* s = name.empty() || name == "-" ? nullptr : rules.stream(name);
+      if (s != nullptr) msg(qid).milter_stream = s;
+    } else if (program_is(h.program, "opendkim")) {
+      saw_opendkim = true;
+      auto [qid, rest] = split_qid(h.message);
+      if (qid.empty() || !rest.starts_with("DKIM-Signature field added")) return;
+      auto& m = msg(qid);
+      m.signed_ = true;
+      m.began = true;
+    }
+  }
+
+  void postfix_other(const ParsedLine& line) {
+    const auto& h = line.header;
+    if (line.queue_id.empty()) return;
+    auto [qid, rest] = split_qid(h.message);
+    if (qid != line.queue_id) return;
+    if ((h.service == "smtpd" && rest.starts_with("client=")) ||
+        (h.service == "pickup" && (rest.starts_with("uid=") || rest.starts_with("sender=")))) {
+      msg(qid).began = true;
+    } else if (h.service == "qmgr" && rest == "removed") {
+      if (auto it = msgs.find(qid); it != msgs.end()) msgs.erase(it);
+    }
+  }
+
+  void bind_failure(const ParsedLine& line) {
+    const auto& f = *line.failure;
+    const auto& h = line.header;
+    const auto* s = stream_with_ip(f.address);
+    anomaly(core::AnomalyKind::BindFailure, h.time, s != nullptr ? std::string_view(s->name) : "",
+            f.address,
+            fmt::format("{}[{}]: bind {}: {}{}", h.program, h.pid.value_or(0), f.address, f.reason,
+                        s == nullptr ? " (no stream's egress_ip)" : ""));
+    bind_pending[proc_key(h)] = std::string(f.address);
+  }
+
+  void feed(const ParsedLine& line) {
+    ++sum.lines;
+    if (line.kind == Kind::Malformed) {
+      ++sum.unparsed;
+      ++sum.unparsed_by_reason[std::string(line.why)];
+      return;
+    }
+    const auto t = line.header.time;
+    if (sum.first_time == 0) sum.first_time = t;
+    if (t + 60 < sum.last_time) ++sum.backwards;
+    sum.last_time = std::max(sum.last_time, t);
+    if (line.kind == Kind::NotPostfix) {
+      ++sum.other_program;
+      other_program(line);
+      return;
+    }
+    ++sum.postfix;
+    switch (line.kind) {
+      case Kind::Delivery: delivery(line); break;
+      case Kind::BindFailure: bind_failure(line); break;
+      case Kind::ConnectFailure:
+        if (line.failure->cannot_assign) bind_failure(line);
+        break;
+      case Kind::OtherPostfix: postfix_other(line); break;
+      case Kind::MessageExpired:
+      case Kind::NotPostfix:
+      case Kind::Malformed: break;
+    }
+  }
+
+  Batch take() {
+    Batch b;
+    std::map<core::AggregateKey, core::Aggregate> merged;
+    for (auto& [k, v] : aggs) {
+      core::AggregateKey ak{k.day,     k.stream != nullptr ? k.stream->name : std::string(),
+                            *k.egress, k.op != nullptr ? k.op->name : std::string(),
+                            k.outcome, *k.category,
+                            *k.status};
+      auto [it, fresh] = merged.try_emplace(ak);
+      if (fresh) {
+        it->second.key = std::move(ak);
+        it->second.sample = std::move(v.sample);
+      }
+      it->second.count += v.count;
+    }
+    aggs.clear();
+    for (auto& [k, a] : merged) b.aggregates.push_back(std::move(a));
+    for (auto& [k, n] : domain_hits) b.domain_hits.push_back({k.first, k.second, n});
+    domain_hits.clear();
+    for (auto& [k, a] : unsigned_pending) {
+      if (saw_opendkim) {
+        sum.anomalies += a.count;
+        auto [it, fresh] = anomalies.try_emplace(k, a);
+        if (!fresh) it->second.count += a.count;
+      } else {
+        sum.unsigned_unjudged += a.count;
+      }
+    }
+    unsigned_pending.clear();
+    for (auto& [k, a] : anomalies) b.anomalies.push_back(std::move(a));
+    anomalies.clear();
+    for (auto& [k, a] : addresses) b.addresses.push_back(std::move(a));
+    addresses.clear();
+    std::sort(b.addresses.begin(), b.addresses.end(),
+              [](const AddressHit& x, const AddressHit& y) { return x.address < y.address; });
+    for (auto& [k, p] : pauses) b.pauses.push_back(std::move(p));
+    pauses.clear();
+    return b;
+  }
+};
+
+Tally::Tally(const core::RuleSet& rules, const core::Classifier& classifier,
+             std::size_t max_messages)
+    : impl_(std::make_unique<Impl>(rules, classifier, max_messages)) {}
+Tally::~Tally() = default;
+Tally::Tally(Tally&&) noexcept = default;
+Tally& Tally::operator=(Tally&&) noexcept = default;
+
+void Tally::feed(const ParsedLine& line) { impl_->feed(line); }
+void Tally::overlong() {
+  ++impl_->sum.lines;
+  ++impl_->sum.unparsed;
+  ++impl_->sum.overlong;
+  ++impl_->sum.unparsed_by_reason["line too long"];
+}
+Batch Tally::take() { return impl_->take(); }
+const Summary& Tally::summary() const { return impl_->sum; }
+std::size_t Tally::tracked_messages() const { return impl_->msgs.size(); }
+
+}  // namespace rampart::maillog

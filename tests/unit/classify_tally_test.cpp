@@ -1,0 +1,401 @@
+// The classify engine (sidecar/maillog/tally.hpp) and loop closing (feedback.hpp) over lines
+// written here: attribution by transport and by rampart-milter's pin line, operators by relay
+// host (and by domain for relay=none), content-filter hops not counted, the shipped reply table
+// deciding outcomes, the anomalies of incidents 5 and 10, zero-delivery days, and which
+// suppressions and back-offs follow. Documentation addresses and example domains only. Pure.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "core/classify.hpp"
+#include "core/ruleset.hpp"
+#include "maillog/feedback.hpp"
+#include "maillog/line.hpp"
+#include "maillog/tally.hpp"
+#include "rules/reader.hpp"
+
+using namespace rampart;
+using namespace rampart::maillog;
+
+namespace {
+
+// 2026-06-09T12:00:00Z
+constexpr core::UnixTime kNoon = 1781006400;
+constexpr std::int64_t kDay = 1781006400 / 86400;
+
+const char* kStreams = R"(
+[[stream]]
+name = "bulk"
+ports = [25]
+transport = "out05"
+egress_ip = "203.0.113.94"
+[[stream]]
+name = "notify"
+ports = [587]
+transport = "out07"
+egress_ip = "203.0.113.96"
+[[operator]]
+name = "contoso-mail"
+mx = [".mail.contoso.example"]
+)";
+
+struct Fixture {
+  std::shared_ptr<const core::RuleSet> rules;
+  core::Classifier classifier;
+};
+
+Fixture& fixture() {
+  static Fixture f = [] {
+    const std::string dir = std::string(RAMPART_SOURCE_DIR) + "/packaging/rules/";
+    auto spec = rules::load_files({dir + "classify.toml", dir + "operators.toml"});
+    REQUIRE(spec);
+    auto extra = rules::parse(kStreams, "streams.toml");
+    REQUIRE(extra);
+    REQUIRE(core::merge_into(*spec, std::move(extra->spec)));
+    auto rs = core::RuleSet::compile(*spec);
+    REQUIRE(rs);
+    auto cl = core::Classifier::compile((*rs)->spec().classify);
+    REQUIRE(cl);
+    return Fixture{std::move(*rs), std::move(*cl)};
+  }();
+  return f;
+}
+
+// "2026-06-09T08:50:20.123456+00:00 mta1 " + tag + ": " + message, `sec` seconds after 08:00.
+std::string line(int sec, const std::string& tag, const std::string& msg, int day_offset = 0) {
+  const int h = 8 + sec / 3600, m = (sec / 60) % 60, s = sec % 60;
+  char stamp[64];
+  std::snprintf(stamp, sizeof stamp, "2026-06-%02dT%02d:%02d:%02d.000001+00:00", 9 + day_offset, h,
+                m, s);
+  return std::string(stamp) + " mta1 " + tag + ": " + msg;
+}
+
+std::string delivery(const std::string& qid, const std::string& rcpt, const std::string& relay,
+                     const std::string& dsn, const std::string& status, const std::string& text) {
+  return qid + ": to=<" + rcpt + ">, relay=" + relay +
+         ", delay=1.2, delays=0.1/0/0.5/0.6, dsn=" + dsn + ", status=" + status + " (" + text + ")";
+}
+
+void feed(Tally& t, const std::vector<std::string>& lines) {
+  for (const auto& l : lines) t.feed(parse_line(l, Clock{kNoon, 0}));
+}
+
+std::int64_t count_of(const Batch& b, const std::string& stream, const std::string& egress,
+                      const std::string& op, core::Outcome outcome, const std::string& status) {
+  std::int64_t n = 0;
+  for (const auto& a : b.aggregates) {
+    if (a.key.stream == stream && a.key.egress_ip == egress && a.key.op == op &&
+        a.key.outcome == outcome && a.key.status == status)
+      n += a.count;
+  }
+  return n;
+}
+
+const core::Anomaly* find_anomaly(const Batch& b, core::AnomalyKind k) {
+  for (const auto& a : b.anomalies) {
+    if (a.kind == k) return &a;
+  }
+  return nullptr;
+}
+
+const std::string kMs = "contoso-example.mail.protection.outlook.com[198.51.100.10]:25";
+const std::string kGoogle = "aspmx.l.google.com[198.51.100.20]:25";
+const std::string kYahoo = "mta5.am0.yahoodns.net[198.51.100.30]:25";
+
+}  // namespace
+
+TEST_CASE("tally: attribution by transport, operator by relay host, outcomes by the table") {
+  auto& f = fixture();
+  Tally t(*f.rules, f.classifier);
+  feed(t, {
+              line(0, "postfix/out05/smtp[101]",
+                   delivery("4F1A2B3C01", "ana@contoso.example", kMs, "2.0.0", "sent",
+                            "250 2.6.0 <id@example.net> [InternalId=1] Queued mail for delivery")),
+              line(1, "postfix/out05/smtp[101]",
+                   delivery("4F1A2B3C02", "bo@contoso.example", kMs, "4.7.500", "deferred",
+                            "host " + kMs.substr(0, kMs.find('[')) +
+                                "[198.51.100.10] said: 451 4.7.500 Server busy. Please try again "
+                                "later from [203.0.113.94]. (S77719) (in reply to RCPT TO "
+                                "command)")),
+              line(2, "postfix/out05/smtp[101]",
+                   delivery("4F1A2B3C03", "cy@fabrikam.example", kGoogle, "5.1.1", "bounced",
+                            "host aspmx.l.google.com[198.51.100.20] said: 550-5.1.1 The email "
+                            "account that you tried to reach does not exist. 550 5.1.1 "
+                            "https://support.google.com/mail/?p=NoSuchUser - gsmtp (in reply to "
+                            "RCPT TO command)")),
+              // A content-filter hop and a local delivery are not deliveries.
+              line(3, "postfix/smtp[102]",
+                   delivery("4F1A2B3C04", "ana@contoso.example", "127.0.0.1[127.0.0.1]:10024",
+                            "2.0.0", "sent", "250 2.0.0 Ok: queued as 4F1A2B3C05")),
+              line(4, "postfix/local[103]",
+                   delivery("4F1A2B3C06", "root@mta1.example.net", "local", "2.0.0", "sent",
+                            "delivered to mailbox")),
+              // Through no stream's transport: unattributed, egress unknown.
+              line(5, "postfix/smtp[104]",
+                   delivery("4F1A2B3C07", "dee@unknown-op.example",
+                            "mx.unknown-op.example[192.0.2.55]:25", "2.0.0", "sent", "250 ok")),
+          });
+  const auto& s = t.summary();
+  CHECK(s.lines == 6);
+  CHECK(s.deliveries == 4);
+  CHECK(s.sent == 2);
+  CHECK(s.deferred == 1);
+  CHECK(s.bounced == 1);
+  CHECK(s.filter_hops == 1);
+  CHECK(s.local_hops == 1);
+  CHECK(s.unattributed == 1);
+  CHECK(s.unknown_operator == 1);
+  const auto b = t.take();
+  CHECK(count_of(b, "bulk", "203.0.113.94", "microsoft-365", core::Outcome::Accepted, "2.6.0") ==
+        1);
+  CHECK(count_of(b, "bulk", "203.0.113.94", "microsoft-365", core::Outcome::Throttled, "4.7.500") ==
+        1);
+  CHECK(count_of(b, "bulk", "203.0.113.94", "google", core::Outcome::RejectRecipient, "5.1.1") ==
+        1);
+  CHECK(count_of(b, "", "", "", core::Outcome::Accepted, "2.0.0") ==
+        1);  // dsn= when the reply has none
+  for (const auto& a : b.aggregates) CHECK(a.key.day == kDay);
+  // The 5.1.1 bounce becomes an address hit; nothing else does.
+  REQUIRE(b.addresses.size() == 1);
+  CHECK(b.addresses[0].address == "cy@fabrikam.example");
+  CHECK(b.addresses[0].rule == "unknown-mailbox");
+  CHECK(b.anomalies.empty());
+  // take() hands over once.
+  CHECK(t.take().empty());
+}
+
+TEST_CASE("tally: the milter's pin line refines the stream; egress through another transport") {
+  auto& f = fixture();
+  Tally t(*f.rules, f.classifier);
+  feed(t,
+       {
+           line(0, "postfix/smtpd[90]", "5A1B2C3D4E: client=app.example.net[192.0.2.7]"),
+           line(1, "opendkim[80]", "5A1B2C3D4E: DKIM-Signature field added (s=s1, d=example.net)"),
+           line(1, "rampart-milter[81]", "5A1B2C3D4E: pin stream=notify transport=out07"),
+           // Delivered through the bulk transport: counted for notify, egress of out05.
+           line(2, "postfix/out05/smtp[101]",
+                delivery("5A1B2C3D4E", "ana@contoso.example", kMs, "2.0.0", "sent", "250 ok")),
+       });
+  const auto b = t.take();
+  CHECK(count_of(b, "notify", "203.0.113.94", "microsoft-365", core::Outcome::Accepted, "2.0.0") ==
+        1);
+  const auto* a = find_anomaly(b, core::AnomalyKind::UnexpectedEgress);
+  REQUIRE(a != nullptr);
+  CHECK(a->stream == "notify");
+  CHECK(a->subject == "out05");
+  CHECK(find_anomaly(b, core::AnomalyKind::Unsigned) == nullptr);
+}
+
+TEST_CASE("tally: incident 10, bind failures and delivery from another address") {
+  auto& f = fixture();
+  Tally t(*f.rules, f.classifier);
+  feed(t,
+       {
+           line(0, "postfix/out05/smtp[101]",
+                "warning: smtp_connect_addr: bind 203.0.113.94: Cannot assign requested address"),
+           // Without smtp_bind_address_enforce the delivery goes on from another address.
+           line(1, "postfix/out05/smtp[101]",
+                delivery("6B1C2D3E4F", "ana@contoso.example", kMs, "2.0.0", "sent", "250 ok")),
+           // The next delivery of that process without a bind warning is from the right IP.
+           line(2, "postfix/out05/smtp[101]",
+                delivery("6B1C2D3E50", "bo@contoso.example", kMs, "2.0.0", "sent", "250 ok")),
+           // With enforce: deferred, no connection, no egress anomaly.
+           line(3, "postfix/out05/smtp[102]",
+                "warning: smtp_connect_addr: bind 203.0.113.94: Cannot assign requested address"),
+           line(4, "postfix/out05/smtp[102]",
+                delivery("6B1C2D3E51", "cy@contoso.example", "none", "4.4.0", "deferred",
+                         "server configuration error")),
+       });
+  const auto b = t.take();
+  const auto* bind = find_anomaly(b, core::AnomalyKind::BindFailure);
+  REQUIRE(bind != nullptr);
+  CHECK(bind->subject == "203.0.113.94");
+  CHECK(bind->stream == "bulk");
+  CHECK(bind->count == 2);
+  const auto* eg = find_anomaly(b, core::AnomalyKind::UnexpectedEgress);
+  REQUIRE(eg != nullptr);
+  CHECK(eg->count == 1);
+  CHECK(count_of(b, "bulk", "", "microsoft-365", core::Outcome::Accepted, "2.0.0") == 1);
+  CHECK(count_of(b, "bulk", "203.0.113.94", "microsoft-365", core::Outcome::Accepted, "2.0.0") ==
+        1);
+  // relay=none takes the operator last seen for the domain.
+  CHECK(count_of(b, "bulk", "203.0.113.94", "microsoft-365", core::Outcome::DeferredOther,
+                 "4.4.0") == 1);
+  CHECK(t.summary().anomalies == 3);
+}
+
+TEST_CASE("tally: incident 5, a stream's message delivered with no OpenDKIM signature line") {
+  auto& f = fixture();
+  const std::vector<std::string> unsigned_message{
+      line(0, "postfix/smtpd[90]", "7C1D2E3F40: client=app.example.net[192.0.2.7]"),
+      line(1, "rampart-milter[81]", "7C1D2E3F40: pin stream=bulk transport=out05"),
+      line(2, "postfix/out05/smtp[101]",
+           delivery("7C1D2E3F40", "ana@contoso.example", kMs, "2.0.0", "sent", "250 ok")),
+  };
+  SUBCASE("a log without any OpenDKIM line proves nothing") {
+    Tally t(*f.rules, f.classifier);
+    feed(t, unsigned_message);
+    const auto b = t.take();
+    CHECK(find_anomaly(b, core::AnomalyKind::Unsigned) == nullptr);
+    CHECK(t.summary().unsigned_unjudged == 1);
+    CHECK(t.summary().anomalies == 0);
+  }
+  Tally t(*f.rules, f.classifier);
+  feed(t,
+       {
+           // OpenDKIM logs to this file: it signed another message.
+           line(0, "opendkim[80]", "7C1D2E3F3F: DKIM-Signature field added (s=s1, d=example.net)"),
+           line(0, "postfix/smtpd[90]", "7C1D2E3F40: client=app.example.net[192.0.2.7]"),
+           line(1, "rampart-milter[81]", "7C1D2E3F40: pin stream=bulk transport=out05"),
+           line(2, "postfix/out05/smtp[101]",
+                delivery("7C1D2E3F40", "ana@contoso.example", kMs, "2.0.0", "sent", "250 ok")),
+           line(3, "postfix/out05/smtp[101]",
+                delivery("7C1D2E3F40", "bo@contoso.example", kMs, "2.0.0", "sent", "250 ok")),
+           // A message whose reception is not in this log is not judged.
+           line(4, "postfix/out05/smtp[101]",
+                delivery("7C1D2E3F41", "cy@contoso.example", kMs, "2.0.0", "sent", "250 ok")),
+           line(5, "postfix/qmgr[70]", "7C1D2E3F40: removed"),
+           line(5, "postfix/qmgr[70]", "7C1D2E3F3F: removed"),
+       });
+  const auto b = t.take();
+  const auto* u = find_anomaly(b, core::AnomalyKind::Unsigned);
+  REQUIRE(u != nullptr);
+  CHECK(u->stream == "bulk");
+  CHECK(u->count == 1);  // one message, two recipients
+  CHECK(t.tracked_messages() == 0);
+}
+
+TEST_CASE("tally: unparsed lines are counted by reason, dates going backwards are counted") {
+  auto& f = fixture();
+  Tally t(*f.rules, f.classifier);
+  feed(t, {
+              line(100, "postfix/out05/smtp[101]",
+                   delivery("8D1E2F3A40", "ana@contoso.example", kMs, "2.0.0", "sent", "250 ok")),
+              "garbage \x01\xff\xfe without a stamp",
+              line(0, "postfix/out05/smtp[101]",
+                   delivery("8D1E2F3A41", "bo@contoso.example", kMs, "2.0.0", "sent", "250 ok")),
+              line(1, "postfix/out05/smtp[101]", "8D1E2F3A42: to=<cut@contoso.example>, relay="),
+          });
+  t.overlong();
+  const auto& s = t.summary();
+  CHECK(s.lines == 5);
+  CHECK(s.unparsed == 3);
+  CHECK(s.overlong == 1);
+  CHECK(s.backwards == 1);
+  CHECK(s.deliveries == 2);
+  std::int64_t by_reason = 0;
+  for (const auto& [why, n] : s.unparsed_by_reason) by_reason += n;
+  CHECK(by_reason == s.unparsed);
+}
+
+TEST_CASE("tally: dead-domain replies and [TSS04] pauses are collected for loop closing") {
+  auto& f = fixture();
+  Tally t(*f.rules, f.classifier);
+  const std::string tenant =
+      "host contoso-example.mail.protection.outlook.com[198.51.100.10] said: 451 4.4.4 Mail "
+      "received as unauthenticated, incoming to a recipient domain configured in a hosted tenant "
+      "which has no mail-enabled subscriptions. (in reply to RCPT TO command)";
+  const std::string tss04 =
+      "host mta5.am0.yahoodns.net[198.51.100.30] said: 421 4.7.0 [TSS04] Messages from "
+      "203.0.113.94 temporarily deferred due to unexpected volume or user complaints - "
+      "4.16.55.1; see https://postmaster.yahooinc.com/error-codes (in reply to MAIL FROM command)";
+  feed(t,
+       {
+           line(0, "postfix/out05/smtp[101]",
+                delivery("9E1F2A3B40", "a@Dead-Tenant.example", kMs, "4.4.4", "deferred", tenant)),
+           line(1, "postfix/out05/smtp[101]",
+                delivery("9E1F2A3B41", "b@dead-tenant.example", kMs, "4.4.4", "deferred", tenant)),
+           line(2, "postfix/out05/smtp[101]",
+                delivery("9E1F2A3B42", "c@yahoo.example", kYahoo, "4.7.0", "deferred", tss04)),
+           line(9, "postfix/out05/smtp[101]",
+                delivery("9E1F2A3B43", "d@yahoo.example", kYahoo, "4.7.0", "deferred", tss04)),
+       });
+  const auto b = t.take();
+  REQUIRE(b.domain_hits.size() == 1);
+  CHECK(b.domain_hits[0].domain == "dead-tenant.example");
+  CHECK(b.domain_hits[0].count == 2);
+  REQUIRE(b.pauses.size() == 1);
+  CHECK(b.pauses[0].stream == "bulk");
+  CHECK(b.pauses[0].op == "yahoo");
+  CHECK(b.pauses[0].rule == "yahoo-tss04");
+  CHECK(b.pauses[0].time == kNoon - 4 * 3600 + 9);
+  CHECK(b.addresses.empty());  // deferrals never suppress an address
+}
+
+TEST_CASE("zero_delivery_days: judged only for days the log has finished") {
+  std::map<std::pair<std::string, std::int64_t>, std::int64_t> acc{
+      {{"bulk", 100}, 40}, {{"bulk", 101}, 0}, {{"bulk", 103}, 5}, {{"notify", 100}, 3}};
+  const auto a = zero_delivery_days(acc, 104);
+  // bulk: 101 (after 40 on 100); 102 follows a zero day; notify: 101 (after 3 on 100).
+  REQUIRE(a.size() == 2);
+  CHECK(a[0].stream == "bulk");
+  CHECK(a[0].day == 101);
+  CHECK(a[1].stream == "notify");
+  CHECK(a[1].day == 101);
+  // With the log ending on day 101, day 101 is not judged yet.
+  CHECK(zero_delivery_days(acc, 101).empty());
+}
+
+TEST_CASE("feedback: suppressions follow the [feedback] thresholds") {
+  core::FeedbackSpec fb;
+  fb.address_expiry_days = 30;
+  const std::vector<AddressHit> hits{
+      {"a@example.org", kNoon, "unknown-mailbox", "550 5.1.1 no"},
+      {"old@example.org", kNoon - 40 * 86400, "unknown-mailbox", "550 5.1.1 no"}};
+  const auto s = address_suppressions(hits, fb, kNoon);
+  REQUIRE(s.size() == 1);  // the old one would already have expired
+  CHECK(s[0].value == "a@example.org");
+  CHECK_FALSE(s[0].domain);
+  CHECK(s[0].expires == kNoon + 30 * 86400);
+  fb.suppress_addresses = false;
+  CHECK(address_suppressions(hits, fb, kNoon).empty());
+
+  core::FeedbackSpec d;
+  d.domain_replies = 3;
+  const std::vector<core::DomainHit> totals{{"dead.example", kDay, 3}, {"alive.example", kDay, 2}};
+  const auto ds = domain_suppressions(totals, d, kNoon);
+  REQUIRE(ds.size() == 1);
+  CHECK(ds[0].value == "dead.example");
+  CHECK(ds[0].domain);
+  CHECK(ds[0].expires == (kDay + 1 + 90) * 86400);
+}
+
+TEST_CASE("feedback: back-offs from pauses and from the throttled share") {
+  core::FeedbackSpec fb;  // 20% of at least 50 attempts, factor 50%, 24 h; pauses 24 h
+  const std::vector<PauseHit> pauses{{"bulk", "yahoo", kNoon - 3600, "yahoo-tss04", "421 [TSS04]"}};
+  auto p = pause_backoffs(pauses, fb, {}, kNoon);
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].permille == 0);
+  CHECK(p[0].until == kNoon - 3600 + 24 * 3600);
+  CHECK(p[0].source == "classify");
+  // Already paused as long: nothing; set by hand: never replaced; over already: nothing.
+  CHECK(pause_backoffs(pauses, fb, {p[0]}, kNoon).empty());
+  core::Backoff cli{"bulk", "yahoo", 900, kNoon + 600, "by hand", "cli", kNoon};
+  CHECK(pause_backoffs(pauses, fb, {cli}, kNoon).empty());
+  CHECK(pause_backoffs(pauses, fb, {}, kNoon + 30 * 3600).empty());
+
+  auto agg = [](std::string op, core::Outcome o, std::int64_t n) {
+    core::Aggregate a;
+    a.key = {kDay, "bulk", "203.0.113.94", std::move(op), o, "policy-related", "4.7.500"};
+    a.count = n;
+    return a;
+  };
+  const std::vector<core::Aggregate> rows{
+      agg("microsoft-365", core::Outcome::Accepted, 40),
+      agg("microsoft-365", core::Outcome::Throttled, 10),  // 10/50 = 20%: crosses
+      agg("google", core::Outcome::Accepted, 80),
+      agg("google", core::Outcome::RejectReputation, 19),  // 19/99: under 20%
+      agg("apple", core::Outcome::Throttled, 30),          // 30/30 but under 50 attempts
+  };
+  const auto s = share_backoffs(rows, fb, {}, kNoon, kNoon);
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].op == "microsoft-365");
+  CHECK(s[0].permille == 500);
+  CHECK(s[0].until == kNoon + 24 * 3600);
+  CHECK(s[0].reason.find("20% of 50 attempts") != std::string::npos);
+  // A stricter active back-off (a pause) is not loosened.
+  core::Backoff pause{"bulk", "microsoft-365", 0, kNoon + 3600, "pause", "classify", kNoon};
+  CHECK(share_backoffs(rows, fb, {pause}, kNoon, kNoon).empty());
+}
