@@ -2,7 +2,11 @@
 // ../shared/corpus/postfix-logs, read in place. pixelpark's production mail.log must give the same
 // sent/deferred/bounced totals (content-filter hops excluded) as an independent substring count;
 // every `status=` line of the other logs must parse as a delivery (or qmgr expiry). Prints the
-// counts by kind and by reason. Exit 0 pass, 1 fail, 77 when the corpus is absent.
+// counts by kind and by reason. Every remote delivery is also classified by the shipped
+// packaging/rules/classify.toml, and its outcome must agree with its status (sent: accepted;
+// bounced: a reject; deferred: never accepted); and the whole classify engine (Tally) over
+// pixelpark must give the independent totals too. Exit 0 pass, 1 fail, 77 when the corpus is
+// absent.
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
@@ -13,7 +17,11 @@
 #include <string_view>
 #include <vector>
 
+#include "core/classify.hpp"
+#include "core/ruleset.hpp"
 #include "maillog/line.hpp"
+#include "maillog/tally.hpp"
+#include "rules/reader.hpp"
 
 namespace fs = std::filesystem;
 using namespace rampart::maillog;
@@ -40,6 +48,45 @@ std::vector<std::string> read_lines(const fs::path& p) {
 // parsing succeeds; 2026-01-01T00:00:00Z.
 constexpr Clock kClock{1767225600, 0};
 
+struct Shipped {
+  std::shared_ptr<const rampart::core::RuleSet> rules;
+  std::unique_ptr<rampart::core::Classifier> classifier;
+};
+const Shipped& shipped() {
+  static const Shipped s = [] {
+    const std::string dir = std::string(RAMPART_SOURCE_DIR) + "/packaging/rules/";
+    auto spec = rampart::rules::load_files({dir + "classify.toml", dir + "operators.toml"});
+    if (!spec) throw std::runtime_error(spec.error().what);
+    auto set = rampart::core::RuleSet::compile(*spec);
+    if (!set) throw std::runtime_error(set.error().what);
+    auto cl = rampart::core::Classifier::compile((*set)->spec().classify);
+    if (!cl) throw std::runtime_error(cl.error().what);
+    return Shipped{*set, std::make_unique<rampart::core::Classifier>(std::move(*cl))};
+  }();
+  return s;
+}
+
+std::map<std::string, long> g_rules;  // rule id -> remote deliveries it classified
+
+// The shipped table's verdict on one delivery must agree with what Postfix did with it.
+void classify(const Delivery& d, std::string_view where) {
+  using rampart::core::Outcome;
+  if (d.hop != Hop::Remote) return;
+  const auto* op = shipped().rules->operator_for_host(d.relay_host);
+  const auto c = shipped().classifier->classify(remote_reply(d.text), d.enhanced_status,
+                                                op != nullptr ? op->name : std::string_view{});
+  ++g_rules[c.rule->id];
+  const bool reject = c.outcome != Outcome::Accepted && c.outcome != Outcome::Throttled &&
+                      c.outcome != Outcome::DeferredOther;
+  bool ok = true;
+  if (d.status == Status::Sent) ok = c.outcome == Outcome::Accepted;
+  if (d.status == Status::Bounced) ok = reject;
+  if (d.status == Status::Deferred) ok = c.outcome != Outcome::Accepted;
+  expect(ok, std::string(where) + ": " + std::string(to_string(d.status)) + " classified " +
+                 std::string(rampart::core::to_string(c.outcome)) + " by " + c.rule->id + ": " +
+                 std::string(d.text.substr(0, 160)));
+}
+
 struct Tally {
   std::map<std::string, long> by_reason;   // kind, or "malformed: <why>"
   std::map<std::string, long> deliveries;  // "<hop>/<status>"
@@ -57,6 +104,7 @@ void count(Tally& t, std::string_view line, const ParsedLine& p) {
     ++t.by_reason[std::string(to_string(p.kind))];
   }
   if (p.kind == Kind::Delivery) {
+    classify(*p.delivery, "line");
     ++t.deliveries[std::string(to_string(p.delivery->hop)) + "/" +
                    std::string(to_string(p.delivery->status))];
   }
@@ -156,6 +204,21 @@ int main(int argc, char** argv) {
     long accounted = 0;
     for (const auto& [k, v] : t.by_reason) accounted += v;
     expect(accounted == t.lines, "pixelpark: every line parsed or counted by reason");
+    // The classify engine end to end: the same totals, every line accounted for.
+    rampart::maillog::Tally engine(*shipped().rules, *shipped().classifier);
+    for (const auto& line : read_lines(pix)) engine.feed(parse_line(line, kClock));
+    const auto& sum = engine.summary();
+    std::cout << "  engine: deliveries=" << sum.deliveries << " sent=" << sum.sent
+              << " deferred=" << sum.deferred << " bounced=" << sum.bounced
+              << " filter_hops=" << sum.filter_hops << " local_hops=" << sum.local_hops
+              << " unparsed=" << sum.unparsed << "\n";
+    expect(sum.sent == n.sent && sum.deferred == n.deferred && sum.bounced == n.bounced,
+           "pixelpark: engine totals == independent");
+    expect(sum.postfix + sum.other_program + sum.unparsed == sum.lines,
+           "pixelpark: engine accounts for every line");
+    long aggregated = 0;
+    for (const auto& a : engine.take().aggregates) aggregated += a.count;
+    expect(aggregated == sum.deliveries, "pixelpark: aggregates add up to the deliveries");
   } else {
     std::cout << "pixelpark mail.log absent: skipped that part\n";
   }
@@ -200,6 +263,7 @@ int main(int argc, char** argv) {
       std::string_view why;
       const auto d = parse_delivery(msg, service, &why);
       if (d) {
+        classify(*d, "grok");
         ++parsed;
         ++by_hop[std::string(to_string(d->hop)) + "/" + std::string(d->status_word)];
       } else {
@@ -212,6 +276,8 @@ int main(int argc, char** argv) {
     expect(parsed + expiries == status_lines, "grok: every status= message parsed");
   }
 
+  std::cout << "classified remote deliveries by rule:\n";
+  for (const auto& [id, n] : g_rules) std::cout << "  " << id << ": " << n << "\n";
   std::cout << (failures == 0 ? "corpus: ok" : "corpus: FAILED") << "\n";
   return failures == 0 ? 0 : 1;
 }
