@@ -4,8 +4,9 @@
 # with the test lab (tests/lab/lab.sh), and a small campaign through it that replays field-notes
 # incidents 5, 6 and 9 and the stream pinning (milter), then 3 and 1 and a back-off (policyd),
 # then `rampart classify` over the delivery log: per-operator outcomes, a 5.1.1 bounce turned into
-# a suppression the milter enforces, and Microsoft's throttling into a back-off. Prints what each
-# message got and where it left from. Usage:
+# a suppression the milter enforces, and Microsoft's throttling into a back-off; then a DMARC
+# aggregate report delivered by this Postfix into a Maildir, ingested and reported per source IP.
+# Prints what each message got and where it left from. Usage:
 #   demo-campaign.sh RAMPART_BIN MILTER_BIN POLICYD_BIN LAB_MX_BIN LAB_SYSLOG_BIN
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -95,7 +96,13 @@ lab_postfix_conf "mynetworks = 127.0.0.0/8 192.0.2.0/24" \
   "milter_connect_macros = j {daemon_name} {daemon_addr} {daemon_port} {client_addr} v _" \
   "milter_mail_macros = i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}" \
   "milter_header_checks = regexp:$LAB_DIR/milter_header_checks" \
-  "smtp_header_checks = regexp:$LAB_DIR/smtp_header_checks"
+  "smtp_header_checks = regexp:$LAB_DIR/smtp_header_checks" \
+  "virtual_mailbox_domains = reports.example" "virtual_mailbox_base = $LAB_DIR/mail" \
+  "virtual_mailbox_maps = inline:{dmarc@reports.example=dmarc/}" \
+  "virtual_uid_maps = static:$(id -u nobody)" "virtual_gid_maps = static:$(id -g nobody)"
+# The DMARC report mailbox (a Maildir Postfix's virtual(8) delivers into).
+mkdir -p "$LAB_DIR/mail"
+chown nobody: "$LAB_DIR/mail"
 lab_postfix_start
 maillog=$(lab_postfix_maillog)
 
@@ -176,6 +183,46 @@ say "... and the back-off rampart-policyd now applies"
 "$cli" --config "$cfg" backoff list | sed 's/^/    /'
 say "a second run over the same log counts nothing twice (it resumes from its cursor)"
 "$cli" --config "$cfg" classify "$maillog" | tail -n 1 | sed 's/^/    /'
+
+say "DMARC: Microsoft's aggregate report about yesterday arrives at dmarc@reports.example (a gzip
+  attachment, delivered by this Postfix into a Maildir); rampart dmarc ingest stores it"
+python3 - "$LAB_DIR/report.eml" <<'PY'
+import gzip, sys, time
+from email.message import EmailMessage
+day = int(time.time()) // 86400 * 86400 - 86400
+def row(ip, n, dkim, spf):
+    return f"""<record><row><source_ip>{ip}</source_ip><count>{n}</count><policy_evaluated>
+<disposition>none</disposition><dkim>{dkim}</dkim><spf>{spf}</spf></policy_evaluated></row>
+<identifiers><header_from>send.example.net</header_from></identifiers>
+<auth_results><dkim><domain>send.example.net</domain><selector>demo</selector><result>{dkim}</result></dkim>
+<spf><domain>send.example.net</domain><result>{spf}</result></spf></auth_results></record>"""
+xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<feedback><report_metadata><org_name>Enterprise Outlook</org_name><email>dmarcreport@microsoft.test</email>
+<report_id>demo-{day}</report_id><date_range><begin>{day}</begin><end>{day + 86399}</end></date_range></report_metadata>
+<policy_published><domain>send.example.net</domain><adkim>r</adkim><aspf>r</aspf><p>none</p><sp>none</sp><pct>100</pct></policy_published>
+{row("203.0.113.94", 180, "pass", "pass")}
+{row("203.0.113.95", 18, "pass", "fail")}
+{row("203.0.113.95", 2, "fail", "fail")}
+{row("198.51.100.77", 31, "fail", "fail")}
+</feedback>"""
+m = EmailMessage()
+m["From"] = "dmarcreport@microsoft.test"
+m["To"] = "dmarc@reports.example"
+m["Subject"] = f"Report Domain: send.example.net Submitter: enterprise.protection.outlook.com Report-ID: demo-{day}"
+m.set_content("This is a DMARC aggregate report.")
+m.add_attachment(gzip.compress(xml.encode()), maintype="application", subtype="gzip",
+                 filename=f"enterprise.protection.outlook.com!send.example.net!{day}!{day + 86399}.xml.gz")
+open(sys.argv[1], "wb").write(bytes(m))
+PY
+lab_exec sendmail -C "$(lab_postfix_etc)" -f dmarcreport@microsoft.test dmarc@reports.example <"$LAB_DIR/report.eml"
+lab_wait_for "$maillog" 'to=<dmarc@reports\.example>.*relay=virtual.*status=sent' 30 ||
+  echo "    (the report was not delivered in 30 s)"
+"$cli" --config "$cfg" dmarc ingest "$LAB_DIR/mail/dmarc" | sed 's/^/    /'
+say "rampart report dmarc: per source IP; a stream's egress IP under 95% DMARC pass and an outside
+  IP sending failing mail as send.example.net are flagged"
+"$cli" --config "$cfg" report dmarc | sed 's/^/    /' || true
+say "... and the same report again is a duplicate: nothing changes"
+"$cli" --config "$cfg" dmarc ingest "$LAB_DIR/mail/dmarc" | tail -n 1 | sed 's/^/    /'
 
 lab_stop rampart-policyd
 lab_stop_milter rampart-milter 127.0.0.1 8893 >/dev/null || true

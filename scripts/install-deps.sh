@@ -14,10 +14,10 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config git
   libmilter-dev libboost-dev libboost-system-dev libpqxx-dev libpq-dev libre2-dev libfmt-dev
   doctest-dev libsqlite3-dev libtomlplusplus-dev libexpected-dev libsystemd-dev
-  libbenchmark-dev clang-14 libclang-rt-14-dev clang-format-14 libunbound-dev
+  libbenchmark-dev clang-14 libclang-rt-14-dev clang-format-14 libunbound-dev libssl-dev
 )
 test_pkgs=(
-  postfix swaks unbound postgresql opendkim opendkim-tools dovecot-imapd
+  postfix swaks unbound postgresql opendkim opendkim-tools dovecot-core dovecot-imapd openssl
   iproute2 procps sqlite3 python3 miltertest postfwd faketime
 )
 

@@ -38,6 +38,13 @@ constexpr std::string_view kUsage =
     "  classify [--dry-run] [--format table|json] [--follow] FILE...|-\n"
     "                                     Postfix logs into per-operator reputation,\n"
     "                                     suppressions, back-offs and anomalies\n"
+    "  dmarc ingest [--dry-run] [--format table|json] PATH...\n"
+    "                                     store DMARC aggregate reports from files,\n"
+    "                                     directories and Maildirs\n"
+    "  dmarc fetch [--dry-run] [--format table|json]\n"
+    "                                     the same from the [sidecar.dmarc] IMAP mailbox\n"
+    "  report dmarc [--days N] [--format table|json|csv]\n"
+    "                                     per source IP: DMARC pass, alignment, reporters\n"
     "\n"
     "Global options:\n"
     "  --store URL       use this store instead of [store] url\n"
@@ -75,6 +82,8 @@ int main(int argc, char** argv) {
     if (cmd == "caps") return sidecar::cmd_caps(ctx, rest);
     if (cmd == "release") return sidecar::cmd_release(ctx, rest);
     if (cmd == "classify") return sidecar::cmd_classify(ctx, rest);
+    if (cmd == "dmarc") return sidecar::cmd_dmarc(ctx, rest);
+    if (cmd == "report") return sidecar::cmd_report(ctx, rest);
     if (cmd == "help") {
       std::printf("%.*s\n", static_cast<int>(kUsage.size()), kUsage.data());
       return 0;

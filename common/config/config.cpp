@@ -52,6 +52,21 @@ constexpr Setting settings_table[] = {
     {"sidecar", "rules_dir", Type::String, R"("/usr/share/rampart/rules")", "directory of the shipped default rule data that the rampart command applies into the store", Check::NonEmpty},
     {"sidecar", "postfix_config_dir", Type::String, R"("/etc/postfix")", "the Postfix instance whose hold queue rampart release drains (postqueue -c / postsuper -c)", Check::NonEmpty},
     {"sidecar", "log_level", Type::String, R"("info")", "least severe log level written: error, warning, info or debug", Check::LogLevel},
+    {"sidecar.dmarc", "imap_url", Type::String, R"("")", "the IMAP server rampart dmarc fetch reads aggregate reports from: imaps://HOST[:PORT] (implicit TLS, port 993) or imap://HOST[:PORT] (STARTTLS, port 143); \"\" means not configured", Check::ImapUrl},
+    {"sidecar.dmarc", "imap_user", Type::String, R"("")", "the IMAP login name (required with imap_url)", Check::None},
+    {"sidecar.dmarc", "imap_password_file", Type::String, R"("")", "file whose first line is the IMAP password (required with imap_url; the password is never logged nor given on a command line)", Check::None},
+    {"sidecar.dmarc", "imap_mailbox", Type::String, R"("INBOX")", "the mailbox whose unseen messages are fetched", Check::NonEmpty},
+    {"sidecar.dmarc", "imap_move_to", Type::String, R"("")", "the folder a processed message is moved to (created when missing); \"\" marks it \\Seen instead", Check::None},
+    {"sidecar.dmarc", "imap_tls", Type::String, R"("verify")", "TLS for the IMAP connection: verify (certificate and host name checked), insecure (encrypted, certificate not checked) or none (plain text, for tests only)", Check::OneOf, "verify|insecure|none"},
+    {"sidecar.dmarc", "imap_ca_file", Type::String, R"("")", "PEM file of the CA certificates trusted for the IMAP server (\"\": the system's CA store)", Check::None},
+    {"sidecar.dmarc", "imap_timeout", Type::Duration, R"("30s")", "longest wait for any one step of the IMAP conversation (connect, TLS handshake, a reply) before a temporary failure", Check::Positive},
+    {"sidecar.dmarc", "imap_max_message", Type::Size, R"("50MB")", "largest message fetched from IMAP; a larger one is skipped, reported and left unseen", Check::Positive},
+    {"sidecar.dmarc", "max_compressed", Type::Size, R"("10MB")", "largest report attachment (gzip or zip) accepted before unpacking", Check::Positive},
+    {"sidecar.dmarc", "max_decompressed", Type::Size, R"("200MB")", "largest report XML accepted after unpacking; a report that unpacks to more is refused", Check::Positive},
+    {"sidecar.dmarc", "max_depth", Type::Integer, R"(4)", "deepest nesting of MIME parts and archives searched for a report", Check::Positive},
+    {"sidecar.dmarc", "no_report_days", Type::Integer, R"(3)", "days without any aggregate report for a domain before rampart raises the no-report alarm", Check::Positive},
+    {"sidecar.dmarc", "egress_pass_percent", Type::Integer, R"(95)", "least share of messages from our own egress addresses that must pass DMARC before rampart raises an alarm", Check::Percent},
+    {"sidecar.dmarc", "outside_fail_messages", Type::Integer, R"(20)", "messages per report period failing DMARC from addresses outside our egress set before rampart raises an alarm (spoofing or a forgotten sender)", Check::Positive},
 };
 // clang-format on
 
@@ -142,6 +157,7 @@ std::string_view expectation(Type t) {
     case Type::Boolean: return "a boolean";
     case Type::Duration: return R"(a duration string such as "300s")";
     case Type::StringList: return "a list of strings";
+    case Type::Size: return R"(a byte count or a size string such as "10MB")";
   }
   return "a value";
 }
@@ -249,6 +265,41 @@ std::optional<std::string> check_dns_server(std::string_view v) {
   return std::nullopt;
 }
 
+// imap://HOST[:PORT] or imaps://HOST[:PORT], IPv6 hosts in brackets, an optional trailing "/".
+// The mailbox is its own setting: a path in the URL (RFC 5092) is refused rather than ignored.
+std::optional<std::string> check_imap_url(std::string_view v) {
+  std::string_view rest;
+  if (v.starts_with("imaps://")) {
+    rest = v.substr(8);
+  } else if (v.starts_with("imap://")) {
+    rest = v.substr(7);
+  } else {
+    return std::string("expected imaps://HOST[:PORT] or imap://HOST[:PORT]");
+  }
+  if (rest.ends_with('/')) rest.remove_suffix(1);
+  if (rest.find('/') != std::string_view::npos) {
+    return std::string("a path is not allowed (the mailbox is imap_mailbox)");
+  }
+  if (rest.find('@') != std::string_view::npos) {
+    return std::string("user information is not allowed (use imap_user and imap_password_file)");
+  }
+  std::string_view host = rest;
+  if (rest.starts_with('[')) {
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos) return std::string("missing ]");
+    host = rest.substr(1, close - 1);
+    const auto tail = rest.substr(close + 1);
+    if (!tail.empty()) {
+      if (tail[0] != ':') return std::string("expected :PORT after ]");
+      if (auto bad = check_port(tail.substr(1))) return bad;
+    }
+  } else if (const auto colon = rest.find(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    if (auto bad = check_port(rest.substr(colon + 1))) return bad;
+  }
+  return check_host(host);
+}
+
 // The reason value fails s.check, or nothing. value holds the alternative for s.type.
 std::optional<std::string> check_value(const Setting& s, const Config::Value& value) {
   switch (s.check) {
@@ -265,6 +316,9 @@ std::optional<std::string> check_value(const Setting& s, const Config::Value& va
       }
       if (const auto* i = std::get_if<std::int64_t>(&value); i != nullptr && *i <= 0) {
         return fmt::format("{} must be greater than zero", *i);
+      }
+      if (const auto* z = std::get_if<std::uint64_t>(&value); z != nullptr && *z == 0) {
+        return std::string("must be greater than zero");
       }
       return std::nullopt;
     case Check::LogLevel: {
@@ -300,6 +354,17 @@ std::optional<std::string> check_value(const Setting& s, const Config::Value& va
       std::replace(want.begin(), want.end(), '|', ',');
       return fmt::format("bad value {:?}: expected one of {}", *v, want);
     }
+    case Check::ImapUrl: {
+      const auto* v = std::get_if<std::string>(&value);
+      if (v == nullptr || v->empty()) return std::nullopt;
+      if (auto why = check_imap_url(*v)) return fmt::format("bad url {:?}: {}", *v, *why);
+      return std::nullopt;
+    }
+    case Check::Percent:
+      if (const auto* i = std::get_if<std::int64_t>(&value); i != nullptr && (*i < 0 || *i > 100)) {
+        return fmt::format("{} is not a percentage from 0 to 100", *i);
+      }
+      return std::nullopt;
     case Check::DnsServers: {
       const auto* v = std::get_if<std::vector<std::string>>(&value);
       if (v == nullptr) return std::nullopt;
@@ -368,6 +433,18 @@ tl::expected<Config::Value, Problem> convert(const Setting& s, const toml::node&
       value = *d;
       break;
     }
+    case Type::Size:
+      if (const auto* i = node.as_integer()) {
+        if (i->get() < 0) return problem(node, fmt::format("{} is not a size", i->get()));
+        value = static_cast<std::uint64_t>(i->get());
+      } else if (const auto* str = node.as_string()) {
+        auto z = parse_size(str->get());
+        if (!z) return problem(node, std::move(z.error().what));
+        value = *z;
+      } else {
+        return wrong_type(node);
+      }
+      break;
     case Type::StringList: {
       const auto* arr = node.as_array();
       if (arr == nullptr) return wrong_type(node);
@@ -423,8 +500,11 @@ bool check_fits(Check check, Type type) {
     case Check::LogLevel:
     case Check::StoreUrl:
     case Check::MilterListen: return type == Type::String;
-    case Check::OneOf: return type == Type::String;
-    case Check::Positive: return type == Type::Duration || type == Type::Integer;
+    case Check::OneOf:
+    case Check::ImapUrl: return type == Type::String;
+    case Check::Percent: return type == Type::Integer;
+    case Check::Positive:
+      return type == Type::Duration || type == Type::Integer || type == Type::Size;
     case Check::PolicydListen: return type == Type::StringList;
     case Check::DnsServers: return type == Type::StringList;
   }
@@ -490,6 +570,30 @@ std::vector<std::string_view> wrap(std::string_view text, std::size_t width) {
   return lines;
 }
 
+// Rules between settings, checked once every value is valid on its own. Each problem points at the
+// line of the setting that makes the combination wrong (imap_url), or line 0 when it is a default.
+std::vector<Problem> cross_check(const Config& c, const std::vector<std::size_t>& given_line) {
+  std::vector<Problem> out;
+  constexpr std::string_view dmarc = "sidecar.dmarc";
+  const auto line_of = [&](std::string_view key) {
+    return static_cast<std::uint32_t>(given_line[index_of(find_setting(dmarc, key))]);
+  };
+  const std::string& url = c.string(dmarc, "imap_url");
+  if (url.empty()) return out;
+  for (const auto key : {std::string_view("imap_user"), std::string_view("imap_password_file")}) {
+    if (c.string(dmarc, key).empty()) {
+      out.push_back(Problem{line_of("imap_url"), 0,
+                            fmt::format("[{}] imap_url is set but {} is empty", dmarc, key)});
+    }
+  }
+  if (url.starts_with("imaps://") && c.string(dmarc, "imap_tls") == "none") {
+    out.push_back(Problem{
+        line_of("imap_tls"), 0,
+        fmt::format("[{}] imap_tls: \"none\" contradicts the imaps:// url {:?}", dmarc, url)});
+  }
+  return out;
+}
+
 }  // namespace
 
 std::span<const Setting> settings() { return settings_table; }
@@ -508,6 +612,7 @@ std::string describe(Type type) {
     case Type::Boolean: return "boolean";
     case Type::Duration: return "duration";
     case Type::StringList: return "list of strings";
+    case Type::Size: return "size";
   }
   return "unknown";
 }
@@ -548,6 +653,41 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   return std::chrono::milliseconds(n * scale);
 }
 
+Result<std::uint64_t> parse_size(std::string_view text) {
+  const auto bad = [&] {
+    return fail(Errc::Config,
+                fmt::format("bad size {:?}: expected a number followed by B, KB, MB or GB", text));
+  };
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return bad();
+  const std::string_view unit = text.substr(digits);
+  unsigned shift = 0;
+  if (unit == "B") {
+    shift = 0;
+  } else if (unit == "KB") {
+    shift = 10;
+  } else if (unit == "MB") {
+    shift = 20;
+  } else if (unit == "GB") {
+    shift = 30;
+  } else {
+    return bad();
+  }
+  // Bounded by int64 like the integer form, so a size always fits a TOML integer.
+  constexpr std::uint64_t max =
+      static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < digits; ++i) {
+    const auto d = static_cast<std::uint64_t>(text[i] - '0');
+    if (n > (max - d) / 10)
+      return fail(Errc::Config, fmt::format("bad size {:?}: too large", text));
+    n = n * 10 + d;
+  }
+  if (n > (max >> shift)) return fail(Errc::Config, fmt::format("bad size {:?}: too large", text));
+  return n << shift;
+}
+
 Result<Config> defaults() {
   // Built once: the table is constant, and parse() starts every Config from these values.
   static const Result<Config> cached = build_defaults();
@@ -578,65 +718,84 @@ Result<Config> parse(std::string_view toml_text, std::string_view file_name) {
     return k.source().begin.line != 0 ? k.source() : n.source();
   };
   const auto tables = table_names();
+  // A TOML table name the declarations use, directly or as the parent of a nested one
+  // ("sidecar" for [sidecar.dmarc]).
+  const auto known_table = [&](std::string_view name) {
+    return std::any_of(tables.begin(), tables.end(), [&](std::string_view t) {
+      return t == name || (t.size() > name.size() && t.starts_with(name) && t[name.size()] == '.');
+    });
+  };
+  std::vector<std::size_t> given_line(settings().size(), 0);  // for the cross-setting checks
 
-  for (const auto& [name, node] : root) {
-    const std::string_view table = name.str();
-    if (std::find(tables.begin(), tables.end(), table) == tables.end()) {
-      if (node.is_table()) {
-        const auto near = closest(table, tables);
-        add(position(name, node),
-            near.empty() ? fmt::format("unknown table {:?}", table)
-                         : fmt::format("unknown table {:?} (did you mean {:?}?)", table, near));
-      } else {
+  // Walks one table whose dotted name is path ("" for the document root).
+  const auto walk = [&](const auto& self, const std::string& path, const toml::table& tbl) -> void {
+    for (const auto& [k, v] : tbl) {
+      const std::string_view key = k.str();
+      const Setting* s = path.empty() ? nullptr : find_setting(path, key);
+      if (s != nullptr) {
+        auto value = convert(*s, v);
+        if (!value) {
+          auto p = std::move(value.error());
+          p.text = fmt::format("[{}] {}: {}", path, key, p.text);
+          problems.push_back(std::move(p));
+          continue;
+        }
+        Builder::set(cfg, index_of(s), std::move(*value), true);
+        given_line[index_of(s)] = position(k, v).begin.line;
+        continue;
+      }
+      const std::string child = path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
+      if (known_table(child)) {
+        if (const auto* sub = v.as_table()) {
+          self(self, child, *sub);
+        } else {
+          add(position(k, v),
+              fmt::format("[{}]: expected a table, got {}", child, describe_node(v.type())));
+        }
+        continue;
+      }
+      // An unknown sub-table reads as an unknown key of its parent unless it is close to a
+      // declared one ([sidecar.dmarx]).
+      if (const auto near = closest(child, tables);
+          v.is_table() && (path.empty() || !near.empty())) {
+        add(position(k, v),
+            near.empty() ? fmt::format("unknown table {:?}", child)
+                         : fmt::format("unknown table {:?} (did you mean {:?}?)", child, near));
+        continue;
+      }
+      if (path.empty()) {
         // A setting above the first [table] header: point at the table that has this key.
         std::string hint;
         for (const auto t : tables) {
-          if (find_setting(t, table) != nullptr) {
+          if (find_setting(t, key) != nullptr) {
             hint = fmt::format(" (it belongs under [{}])", t);
             break;
           }
         }
-        add(position(name, node), fmt::format("unknown key {:?} outside any table{}", table, hint));
+        add(position(k, v), fmt::format("unknown key {:?} outside any table{}", key, hint));
+        continue;
       }
-      continue;
-    }
-    const auto* tbl = node.as_table();
-    if (tbl == nullptr) {
-      add(position(name, node),
-          fmt::format("[{}]: expected a table, got {}", table, describe_node(node.type())));
-      continue;
-    }
-    for (const auto& [k, v] : *tbl) {
-      const std::string_view key = k.str();
-      const Setting* s = find_setting(table, key);
-      if (s == nullptr) {
-        std::vector<std::string_view> keys;
-        for (const auto& d : settings()) {
-          if (d.table == table) keys.push_back(d.key);
-        }
-        std::string hint;
-        if (const auto near = closest(key, keys); !near.empty()) {
-          hint = fmt::format(" (did you mean {:?}?)", near);
-        } else {
-          for (const auto t : tables) {
-            if (find_setting(t, key) != nullptr) {
-              hint = fmt::format(" (did you mean [{}] {}?)", t, key);
-              break;
-            }
+      std::vector<std::string_view> keys;
+      for (const auto& d : settings()) {
+        if (d.table == path) keys.push_back(d.key);
+      }
+      std::string hint;
+      if (const auto near = closest(key, keys); !near.empty()) {
+        hint = fmt::format(" (did you mean {:?}?)", near);
+      } else {
+        for (const auto t : tables) {
+          if (find_setting(t, key) != nullptr) {
+            hint = fmt::format(" (did you mean [{}] {}?)", t, key);
+            break;
           }
         }
-        add(position(k, v), fmt::format("[{}]: unknown key {:?}{}", table, key, hint));
-        continue;
       }
-      auto value = convert(*s, v);
-      if (!value) {
-        auto p = std::move(value.error());
-        p.text = fmt::format("[{}] {}: {}", table, key, p.text);
-        problems.push_back(std::move(p));
-        continue;
-      }
-      Builder::set(cfg, index_of(s), std::move(*value), true);
+      add(position(k, v), fmt::format("[{}]: unknown key {:?}{}", path, key, hint));
     }
+  };
+  walk(walk, std::string(), root);
+  if (problems.empty()) {
+    for (auto& p : cross_check(cfg, given_line)) problems.push_back(std::move(p));
   }
 
   if (problems.empty()) return cfg;
@@ -681,7 +840,8 @@ std::string print_defaults() {
   std::string out =
       "# rampart.toml: every setting with its built-in default (--print-defaults).\n"
       "# Copy the settings you change into /etc/rampart/rampart.toml; unknown tables and keys\n"
-      "# are errors. Durations take a unit: 250ms, 300s, 5m, 1h, 1d.\n";
+      "# are errors. Durations take a unit: 250ms, 300s, 5m, 1h, 1d. Sizes are a byte count or\n"
+      "# take a unit: 512KB, 10MB, 1GB (powers of 1024). [a.b] is the table b nested in [a].\n";
   for (const auto table : table_names()) {
     out += fmt::format("\n[{}]\n", table);
     for (const auto& s : settings()) {
@@ -709,6 +869,9 @@ std::string man_page(std::string_view version) {
       "default file does not exist, every setting takes its default.\n"
       ".PP\n"
       "Durations are strings of digits and one unit: ms, s, m, h or d, as in \"300s\".\n"
+      "Sizes are integers (bytes) or strings of digits and one unit: B, KB, MB or GB (powers of\n"
+      "1024), as in \"10MB\". A table named with a dot, as [sidecar.dmarc], is nested in the\n"
+      "table before the dot.\n"
       "\\fB\\-\\-print\\-defaults\\fR prints every setting with its default as TOML.\n"
       ".SH SETTINGS\n",
       roff(version), roff(default_path));
@@ -758,6 +921,10 @@ std::chrono::milliseconds Config::duration(std::string_view table, std::string_v
 
 const std::vector<std::string>& Config::list(std::string_view table, std::string_view key) const {
   return std::get<std::vector<std::string>>(values_[index(table, key, Type::StringList)]);
+}
+
+std::uint64_t Config::size(std::string_view table, std::string_view key) const {
+  return std::get<std::uint64_t>(values_[index(table, key, Type::Size)]);
 }
 
 bool Config::is_set(std::string_view table, std::string_view key) const {

@@ -23,6 +23,8 @@ enum class Type : std::uint8_t {
   Boolean,     // TOML boolean; read with Config::boolean()
   Duration,    // TOML string "250ms", "300s", "5m", "1h", "1d"; read with Config::duration()
   StringList,  // TOML array of strings; read with Config::list()
+  Size,        // TOML integer (bytes) or string "512KB", "10MB", "1GB" (powers of 1024); read
+               // with Config::size()
 };
 
 // Extra validation beyond the type, applied to file values, built-in defaults and overrides.
@@ -36,10 +38,14 @@ enum class Check : std::uint8_t {
   PolicydListen,  // non-empty list of Postfix notation: inet:HOST:PORT or unix:/path
   DnsServers,     // list of IP addresses, each with an optional :PORT ([v6]:PORT)
   OneOf,          // string must be one of Setting::choices ("a|b|c")
+  ImapUrl,        // "" (not configured), imap://HOST[:PORT] or imaps://HOST[:PORT]
+  Percent,        // integer from 0 to 100
 };
 
-// One declared setting. default_toml is a TOML literal ("\"info\"", "300", "[]"); durations are
-// TOML strings ("\"10s\""). help is one sentence, lower-case, no trailing period.
+// One declared setting. table is the TOML table, possibly nested: "sidecar.dmarc" is written
+// [sidecar.dmarc] (a sub-table of [sidecar]). default_toml is a TOML literal ("\"info\"", "300",
+// "[]"); durations are TOML strings ("\"10s\""). help is one sentence, lower-case, no trailing
+// period.
 struct Setting {
   std::string_view table;
   std::string_view key;
@@ -72,6 +78,7 @@ class Config {
   bool boolean(std::string_view table, std::string_view key) const;
   std::chrono::milliseconds duration(std::string_view table, std::string_view key) const;
   const std::vector<std::string>& list(std::string_view table, std::string_view key) const;
+  std::uint64_t size(std::string_view table, std::string_view key) const;  // bytes
 
   // True when the value was given in the file or by set_string()/set_list(), false for a default.
   bool is_set(std::string_view table, std::string_view key) const;
@@ -87,7 +94,7 @@ class Config {
   bool same_values(const Config& other) const { return values_ == other.values_; }
 
   using Value = std::variant<std::string, std::int64_t, bool, std::chrono::milliseconds,
-                             std::vector<std::string>>;
+                             std::vector<std::string>, std::uint64_t>;
 
  private:
   friend struct Builder;  // config.cpp: fills values_ while parsing
@@ -118,11 +125,15 @@ std::string print_defaults();
 // A complete rampart.toml(5) man page in roff, generated from settings().
 std::string man_page(std::string_view version);
 
-// "string", "integer", "boolean", "duration", "list of strings".
+// "string", "integer", "boolean", "duration", "list of strings", "size".
 std::string describe(Type type);
 
 // Parses "250ms", "300s", "5m", "1h", "1d" (digits then one unit, nothing else).
 // Errc::Config with a message naming the bad text on anything else or on overflow.
 [[nodiscard]] Result<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+// Parses "512B", "512KB", "10MB", "1GB" (digits then one unit; KB, MB, GB are powers of 1024) to
+// bytes. Errc::Config with a message naming the bad text on anything else or on overflow.
+[[nodiscard]] Result<std::uint64_t> parse_size(std::string_view text);
 
 }  // namespace rampart::config

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -38,6 +39,15 @@ class Sql {
 std::int64_t as_int(const Value& v);  // integer, or text holding one; 0 for NULL
 std::string as_text(const Value& v);  // text, or an integer printed; "" for NULL
 bool is_null(const Value& v);
+
+// The text form of list columns (schema 0005: dmarc errors, reasons, auth): one line per item,
+// each line ending in a newline, fields separated by a tab; inside a field a backslash, a tab and
+// a newline are written as backslash + '\\', 't', 'n'. "" is the empty list, so every list of
+// items with the same number of fields has exactly one text form.
+std::string encode_list(const std::vector<std::vector<std::string>>& items);
+// The items back, each with exactly `fields` fields; nullopt when `text` is not in that form.
+std::optional<std::vector<std::vector<std::string>>> decode_list(std::string_view text,
+                                                                 std::size_t fields);
 
 [[nodiscard]] Result<std::unique_ptr<Sql>> open_sqlite(const std::string& path,
                                                        const OpenOptions& options);

@@ -3,7 +3,9 @@
 // Internal.
 #include <sqlite3.h>
 
+#include <cstdlib>
 #include <unordered_map>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -31,7 +33,7 @@ class SqliteSql final : public Sql {
  public:
   SqliteSql(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   ~SqliteSql() override {
-    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+    for (auto& [sql, prepared] : cache_) sqlite3_finalize(prepared.stmt);
     sqlite3_close_v2(db_);
   }
   SqliteSql(const SqliteSql&) = delete;
@@ -54,17 +56,12 @@ class SqliteSql final : public Sql {
   Result<std::vector<Row>> query(std::string_view sql, std::span<const Value> params) override {
     auto st = prepare(sql);
     if (!st) return tl::unexpected(st.error());
-    sqlite3_stmt* stmt = *st;
+    sqlite3_stmt* stmt = (*st)->stmt;
+    const auto& slot = (*st)->slot;
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
-    const int slots = sqlite3_bind_parameter_count(stmt);
     for (std::size_t i = 0; i < params.size(); ++i) {
-      const auto name = fmt::format("${}", i + 1);
-      // Statements mostly use $1..$n in order, so $k sits in slot k; the lookup by name (a scan
-      // of every slot) is the fallback, which matters for multi-row INSERTs of hundreds.
-      int idx = static_cast<int>(i + 1);
-      const char* at = idx <= slots ? sqlite3_bind_parameter_name(stmt, idx) : nullptr;
-      if (at == nullptr || name != at) idx = sqlite3_bind_parameter_index(stmt, name.c_str());
+      const int idx = i < slot.size() ? slot[i] : 0;
       if (idx == 0) continue;  // parameter not used by this statement
       int rc = SQLITE_OK;
       if (const auto* n = std::get_if<std::int64_t>(&params[i])) {
@@ -120,20 +117,39 @@ class SqliteSql final : public Sql {
     return fail(classify(rc), fmt::format("sqlite {}: {}", path_, what));
   }
 
-  Result<sqlite3_stmt*> prepare(std::string_view sql) {
+  // A statement with where each $k sits: slot[k - 1] (0 = not used). Found once per statement:
+  // sqlite3_bind_parameter_name/index scan every slot, which made binding a multi-row INSERT of
+  // hundreds of values quadratic.
+  struct Prepared {
+    sqlite3_stmt* stmt = nullptr;
+    std::vector<int> slot;
+  };
+
+  Result<const Prepared*> prepare(std::string_view sql) {
     std::string key(sql);
-    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+    if (auto it = cache_.find(key); it != cache_.end()) return &it->second;
     sqlite3_stmt* stmt = nullptr;
     const int rc =
         sqlite3_prepare_v2(db_, key.c_str(), static_cast<int>(key.size()), &stmt, nullptr);
     if (rc != SQLITE_OK) return error(rc, sqlite3_errmsg(db_));
-    cache_.emplace(std::move(key), stmt);
-    return stmt;
+    Prepared p{stmt, {}};
+    const int slots = sqlite3_bind_parameter_count(stmt);
+    for (int idx = 1; idx <= slots; ++idx) {
+      const char* name = sqlite3_bind_parameter_name(stmt, idx);
+      if (name == nullptr || name[0] != '$') continue;
+      char* end = nullptr;
+      const long k = std::strtol(name + 1, &end, 10);
+      if (k < 1 || *end != '\0') continue;
+      const auto at = static_cast<std::size_t>(k);
+      if (p.slot.size() < at) p.slot.resize(at, 0);
+      p.slot[at - 1] = idx;
+    }
+    return &cache_.emplace(std::move(key), std::move(p)).first->second;
   }
 
   sqlite3* db_;
   std::string path_;
-  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+  std::unordered_map<std::string, Prepared> cache_;
 };
 
 }  // namespace

@@ -1,12 +1,14 @@
 // The store logic, written once against sql.hpp: URL dispatch, migrations, the rule tables in
 // and out, budget counters with their leases, back-offs, and what `rampart classify` keeps
-// (cursors, reputation aggregates, domain hits, anomalies, bounce suppressions). Each public
-// method is one exception-free unit returning Errc (see store.hpp).
+// (cursors, reputation aggregates, domain hits, anomalies, bounce suppressions) and what
+// `rampart dmarc` keeps (aggregate reports and their records). Each public method is one
+// exception-free unit returning Errc (see store.hpp).
 #include "store/store.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <initializer_list>
 #include <iterator>
 #include <map>
 #include <tuple>
@@ -37,6 +39,64 @@ std::string as_text(const Value& v) {
   return {};
 }
 bool is_null(const Value& v) { return std::holds_alternative<std::monostate>(v); }
+
+namespace {
+
+// One item of a list column (sql.hpp, encode_list): its fields, escaped, and the newline.
+template <class Fields>
+void append_item(std::string& out, const Fields& fields) {
+  bool first = true;
+  for (std::string_view f : fields) {
+    if (!first) out += '\t';
+    first = false;
+    // Copy runs without special characters whole; most values have none.
+    for (std::size_t at = 0; at < f.size();) {
+      const auto special = std::min(f.find_first_of("\\\t\n", at), f.size());
+      out.append(f, at, special - at);
+      if (special == f.size()) break;
+      out += f[special] == '\\' ? "\\\\" : f[special] == '\t' ? "\\t" : "\\n";
+      at = special + 1;
+    }
+  }
+  out += '\n';
+}
+
+}  // namespace
+
+std::string encode_list(const std::vector<std::vector<std::string>>& items) {
+  std::string out;
+  for (const auto& fields : items) append_item(out, fields);
+  return out;
+}
+
+std::optional<std::vector<std::vector<std::string>>> decode_list(std::string_view text,
+                                                                 std::size_t fields) {
+  std::vector<std::vector<std::string>> out;
+  std::vector<std::string> item(1);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\\') {
+      if (++i == text.size()) return std::nullopt;
+      switch (text[i]) {
+        case '\\': item.back() += '\\'; break;
+        case 't': item.back() += '\t'; break;
+        case 'n': item.back() += '\n'; break;
+        default: return std::nullopt;
+      }
+    } else if (c == '\t') {
+      item.emplace_back();
+    } else if (c == '\n') {
+      if (item.size() != fields) return std::nullopt;
+      out.push_back(std::move(item));
+      item.assign(1, std::string());
+    } else {
+      item.back() += c;
+    }
+  }
+  // Every item ends in a newline: anything after the last one is a torn value.
+  if (item.size() != 1 || !item.front().empty()) return std::nullopt;
+  return out;
+}
 
 namespace {
 
@@ -644,6 +704,185 @@ class SqlStore final : public Store {
     });
   }
 
+  Result<bool> has_dmarc_report(const core::dmarc::Report& rep) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    const std::vector<Value> p{rep.org_name, rep.report_id, rep.policy.domain, rep.begin, rep.end};
+    RAMPART_TRY(rows, sql_->query("SELECT 1 FROM dmarc_report WHERE org_name = $1 AND report_id "
+                                  "= $2 AND policy_domain = $3 AND begin_at = $4 AND end_at = $5",
+                                  p));
+    return !rows.empty();
+  }
+
+  Result<bool> add_dmarc_report(const core::dmarc::Report& rep, std::string_view source,
+                                core::UnixTime now) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    // libpq passes parameters as C strings, so PostgreSQL would store a NUL-bearing value cut
+    // short while SQLite keeps it whole. XML cannot carry U+0000 (XML 1.0 §2.2), so such a value
+    // is a caller's bug or a hostile file: refused on both engines, nothing stored.
+    if (const char* field = nul_field(rep, source)) {
+      return fail(Errc::Invalid,
+                  fmt::format("dmarc report {:?} from {:?}: {} holds a NUL character",
+                              rep.report_id, rep.org_name, field));
+    }
+    return in_transaction([&]() -> Result<bool> {
+      const auto& pol = rep.policy;
+      std::string errors;
+      for (const auto& e : rep.errors) {
+        append_item(errors, std::initializer_list<std::string_view>{e});
+      }
+      const std::vector<Value> head{rep.org_name,
+                                    rep.report_id,
+                                    pol.domain,
+                                    rep.begin,
+                                    rep.end,
+                                    rep.email,
+                                    rep.extra_contact_info,
+                                    rep.version,
+                                    std::int64_t{rep.dmarcbis},
+                                    pol.adkim,
+                                    pol.aspf,
+                                    pol.p,
+                                    pol.sp,
+                                    pol.np,
+                                    opt(pol.pct),
+                                    pol.fo,
+                                    pol.testing,
+                                    pol.discovery_method,
+                                    std::move(errors),
+                                    static_cast<std::int64_t>(rep.records.size()),
+                                    rep.messages(),
+                                    rep.pass_messages(),
+                                    std::string(source),
+                                    now};
+      // The UNIQUE key decides: a report already stored inserts no row and returns no id.
+      RAMPART_TRY(ids,
+                  sql_->query("INSERT INTO dmarc_report (org_name, report_id, policy_domain, "
+                              "begin_at, end_at, email, extra_contact_info, version, dmarcbis, "
+                              "adkim, aspf, p, sp, np, pct, fo, testing, discovery_method, errors, "
+                              "records, messages, pass_messages, source, ingested_at) VALUES ($1, "
+                              "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+                              "$17, $18, $19, $20, $21, $22, $23, $24) ON CONFLICT DO NOTHING "
+                              "RETURNING id",
+                              head));
+      if (ids.empty()) return false;
+      const std::int64_t id = as_int(ids.front()[0]);
+      // A chunk of rows at a time: a report may hold 100k records, and their values need not
+      // all be in memory at once.
+      constexpr std::size_t kCols = 12;
+      std::vector<Value> flat;
+      for (std::size_t start = 0; start < rep.records.size(); start += kChunkRows) {
+        const std::size_t stop = std::min(rep.records.size(), start + kChunkRows);
+        flat.clear();
+        flat.reserve((stop - start) * kCols);
+        for (std::size_t i = start; i < stop; ++i) {
+          const auto& rec = rep.records[i];
+          std::string reasons;
+          for (const auto& r : rec.reasons) {
+            append_item(reasons, std::initializer_list<std::string_view>{r.type, r.comment});
+          }
+          std::string auth;
+          for (const auto& a : rec.auth) {
+            append_item(auth,
+                        std::initializer_list<std::string_view>{a.method, a.domain, a.selector,
+                                                                a.scope, a.result, a.human_result});
+          }
+          flat.emplace_back(id);
+          flat.emplace_back(static_cast<std::int64_t>(i + 1));
+          flat.emplace_back(rec.source_ip);
+          flat.emplace_back(rec.count);
+          flat.emplace_back(rec.disposition);
+          flat.emplace_back(rec.dkim);
+          flat.emplace_back(rec.spf);
+          flat.emplace_back(rec.header_from);
+          flat.emplace_back(rec.envelope_from);
+          flat.emplace_back(rec.envelope_to);
+          flat.emplace_back(std::move(reasons));
+          flat.emplace_back(std::move(auth));
+        }
+        if (auto r = insert_rows("INSERT INTO dmarc_record (report, position, source_ip, count, "
+                                 "disposition, dkim, spf, header_from, envelope_from, envelope_to, "
+                                 "reasons, auth)",
+                                 kCols, "", flat);
+            !r) {
+          return tl::unexpected(r.error());
+        }
+      }
+      return true;
+    });
+  }
+
+  Result<std::vector<DmarcSourceRow>> dmarc_sources(core::UnixTime from) override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    // One statement, so one snapshot: sums per (IP, report, header_from), folded per IP here.
+    const Value f{from};
+    RAMPART_TRY(rows,
+                sql_->query("SELECT d.source_ip, d.report, r.org_name, d.header_from, "
+                            "SUM(d.count), SUM(CASE WHEN d.dkim = 'pass' OR d.spf = 'pass' THEN "
+                            "d.count ELSE 0 END), SUM(CASE WHEN d.dkim = 'pass' THEN d.count ELSE "
+                            "0 END), SUM(CASE WHEN d.spf = 'pass' THEN d.count ELSE 0 END) FROM "
+                            "dmarc_record d JOIN dmarc_report r ON r.id = d.report WHERE "
+                            "r.end_at >= $1 GROUP BY d.source_ip, d.report, r.org_name, "
+                            "d.header_from",
+                            std::span(&f, 1)));
+    std::unordered_map<std::string, std::size_t> index;
+    std::vector<DmarcSourceRow> out;
+    std::vector<std::unordered_set<std::int64_t>> reports;
+    for (const auto& r : rows) {
+      auto [it, fresh] = index.try_emplace(as_text(r[0]), out.size());
+      if (fresh) {
+        out.push_back({});
+        out.back().source_ip = it->first;
+        reports.emplace_back();
+      }
+      auto& row = out[it->second];
+      row.messages += as_int(r[4]);
+      row.dmarc_pass += as_int(r[5]);
+      row.dkim_aligned += as_int(r[6]);
+      row.spf_aligned += as_int(r[7]);
+      reports[it->second].insert(as_int(r[1]));
+      // Empty = absent (core/dmarc.hpp): no reporter or domain to name.
+      if (auto org = as_text(r[2]); !org.empty()) row.reporters.push_back(std::move(org));
+      if (auto dom = as_text(r[3]); !dom.empty()) row.domains.push_back(std::move(dom));
+    }
+    auto sorted_unique = [](std::vector<std::string>& v) {
+      std::sort(v.begin(), v.end());
+      v.erase(std::unique(v.begin(), v.end()), v.end());
+    };
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      out[i].reports = static_cast<std::int64_t>(reports[i].size());
+      sorted_unique(out[i].reporters);
+      sorted_unique(out[i].domains);
+    }
+    // Sorted here rather than in SQL: PostgreSQL's text collation is not byte order.
+    std::sort(out.begin(), out.end(), [](const DmarcSourceRow& a, const DmarcSourceRow& b) {
+      return std::tie(b.messages, a.source_ip) < std::tie(a.messages, b.source_ip);
+    });
+    return out;
+  }
+
+  Result<DmarcArrival> dmarc_arrival() override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    RAMPART_TRY(rows,
+                sql_->query("SELECT COUNT(*), MAX(ingested_at), MAX(end_at) FROM dmarc_report"));
+    DmarcArrival a;
+    if (rows.empty()) return a;
+    const auto& r = rows.front();
+    a.reports = as_int(r[0]);
+    if (!is_null(r[1])) a.last_ingested = as_int(r[1]);
+    if (!is_null(r[2])) a.last_end = as_int(r[2]);
+    return a;
+  }
+
+  Result<std::array<std::int64_t, 3>> dmarc_totals() override {
+    if (auto r = require_schema(); !r) return tl::unexpected(r.error());
+    // Counted from the records themselves, not the per-report summary columns.
+    RAMPART_TRY(rows, sql_->query("SELECT (SELECT COUNT(*) FROM dmarc_report), COUNT(*), "
+                                  "COALESCE(SUM(count), 0) FROM dmarc_record"));
+    if (rows.empty()) return std::array<std::int64_t, 3>{0, 0, 0};
+    const auto& r = rows.front();
+    return std::array<std::int64_t, 3>{as_int(r[0]), as_int(r[1]), as_int(r[2])};
+  }
+
   Result<std::int64_t> add_suppressions(std::string_view category,
                                         const std::vector<core::Suppression>& list,
                                         core::UnixTime now) override {
@@ -723,6 +962,53 @@ class SqlStore final : public Store {
   // Rows per multi-row INSERT: large batches go in chunks of this many (one cached statement),
   // the rest one row at a time (a second one), so SQLite caches two statements, not one per size.
   static constexpr std::size_t kChunkRows = 64;
+
+  // The first field of `rep` (or `source`) holding a NUL character, by name; nullptr when none.
+  static const char* nul_field(const core::dmarc::Report& rep, std::string_view source) {
+    auto has = [](std::string_view s) { return s.find('\0') != std::string_view::npos; };
+    const auto& pol = rep.policy;
+    for (const auto& [name, value] :
+         std::initializer_list<std::pair<const char*, std::string_view>>{
+             {"source", source},
+             {"org_name", rep.org_name},
+             {"report_id", rep.report_id},
+             {"email", rep.email},
+             {"extra_contact_info", rep.extra_contact_info},
+             {"version", rep.version},
+             {"policy domain", pol.domain},
+             {"adkim", pol.adkim},
+             {"aspf", pol.aspf},
+             {"p", pol.p},
+             {"sp", pol.sp},
+             {"np", pol.np},
+             {"fo", pol.fo},
+             {"testing", pol.testing},
+             {"discovery_method", pol.discovery_method}}) {
+      if (has(value)) return name;
+    }
+    for (const auto& e : rep.errors) {
+      if (has(e)) return "error";
+    }
+    for (const auto& r : rep.records) {
+      for (std::string_view v :
+           {std::string_view(r.source_ip), std::string_view(r.disposition),
+            std::string_view(r.dkim), std::string_view(r.spf), std::string_view(r.header_from),
+            std::string_view(r.envelope_from), std::string_view(r.envelope_to)}) {
+        if (has(v)) return "record";
+      }
+      for (const auto& x : r.reasons) {
+        if (has(x.type) || has(x.comment)) return "record reason";
+      }
+      for (const auto& a : r.auth) {
+        for (std::string_view v : {std::string_view(a.method), std::string_view(a.domain),
+                                   std::string_view(a.selector), std::string_view(a.scope),
+                                   std::string_view(a.result), std::string_view(a.human_result)}) {
+          if (has(v)) return "record auth result";
+        }
+      }
+    }
+    return nullptr;
+  }
 
   // Runs `head VALUES (...) tail` over `flat`, `cols` values per row.
   Result<void> insert_rows(std::string_view head, std::size_t cols, std::string_view tail,

@@ -3,6 +3,7 @@
 // Temporary = unreachable/busy (retry), Config = wrong URL or schema, Internal = a bug.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -11,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/dmarc.hpp"
 #include "core/limits.hpp"
 #include "core/reputation.hpp"
 #include "core/result.hpp"
@@ -68,6 +70,25 @@ struct ClassifyBatch {
   // New rows; a known (kind, day, stream, subject) adds count and keeps its detail and the
   // earlier first.
   std::vector<core::Anomaly> anomalies;
+};
+
+// `rampart report dmarc`: one source IP over the reports in a period.
+struct DmarcSourceRow {
+  std::string source_ip;
+  std::int64_t messages = 0;
+  std::int64_t dmarc_pass = 0;         // messages whose policy-evaluated DKIM or SPF passed
+  std::int64_t dkim_aligned = 0;       // messages whose policy-evaluated DKIM passed
+  std::int64_t spf_aligned = 0;        // messages whose policy-evaluated SPF passed
+  std::int64_t reports = 0;            // distinct reports naming the IP
+  std::vector<std::string> reporters;  // distinct org names, sorted
+  std::vector<std::string> domains;    // distinct header_from domains, sorted
+};
+
+// What is known about DMARC report arrival (the "no report for N days" alarm).
+struct DmarcArrival {
+  std::int64_t reports = 0;                     // stored reports
+  std::optional<core::UnixTime> last_ingested;  // when the newest was stored
+  std::optional<core::UnixTime> last_end;       // the latest end of a report's date range
 };
 
 struct RulesVersion {
@@ -159,6 +180,22 @@ class Store {
   [[nodiscard]] virtual Result<std::int64_t> add_suppressions(
       std::string_view category, const std::vector<core::Suppression>& suppressions,
       core::UnixTime now) = 0;
+
+  // `rampart dmarc` (issue 6). Stores the report and its records in one transaction, keyed by
+  // (org name, report id, policy domain, begin, end): false, changing nothing, when that report
+  // is already stored. `source` says where it came from (a path, "imap INBOX uid 42"). A value
+  // holding a NUL character (which XML cannot carry) is Errc::Invalid, nothing stored.
+  [[nodiscard]] virtual Result<bool> add_dmarc_report(const core::dmarc::Report& report,
+                                                      std::string_view source,
+                                                      core::UnixTime now) = 0;
+  // Whether add_dmarc_report() would find this report already stored (dry runs).
+  [[nodiscard]] virtual Result<bool> has_dmarc_report(const core::dmarc::Report& report) = 0;
+  // Per source IP over the reports whose date range ends at or after `from`, by messages desc,
+  // then IP (byte order). Empty org names and header_from domains (absent) are not listed.
+  [[nodiscard]] virtual Result<std::vector<DmarcSourceRow>> dmarc_sources(core::UnixTime from) = 0;
+  [[nodiscard]] virtual Result<DmarcArrival> dmarc_arrival() = 0;
+  // Stored reports and records (tests, `db status`): {reports, records, messages}.
+  [[nodiscard]] virtual Result<std::array<std::int64_t, 3>> dmarc_totals() = 0;
 };
 
 // open(), then migrate(): what a daemon does at start. The error names the step that failed.

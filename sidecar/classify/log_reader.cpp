@@ -436,8 +436,16 @@ Follower::Check Follower::check() {
   struct stat st {};
   if (::fstat(fd, &st) != 0)
     return failed(reader_.make_error(fmt::format("stat: {}", errno_text(errno))));
-  if (!reader_.compressed() && st.st_size < reader_.offset() + reader_.pending_tail()) {
-    // Truncated in place (logrotate copytruncate): what is there now is new content.
+  const std::int64_t mtime_ns =
+      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  const bool modified = mtime_ns_ >= 0 && mtime_ns != mtime_ns_;
+  mtime_ns_ = mtime_ns;
+  const std::int64_t have = reader_.offset() + reader_.pending_tail();
+  // Truncated in place (logrotate copytruncate): shorter than what we read, or modified without
+  // growing and no longer starting with the line we identified it by (rewritten to at least
+  // its old length between two checks). What is there now is new content.
+  if (!reader_.compressed() &&
+      (st.st_size < have || (modified && st.st_size <= have && rewritten(fd)))) {
     if (auto ok = reader_.rewind(); !ok) return failed(ok.error());
     renamed_ = idle_armed_ = false;
     return Check::Rotated;
@@ -463,6 +471,18 @@ Follower::Check Follower::check() {
   reader_.mark_complete();
   finishing_ = true;
   return Check::Retry;
+}
+
+bool Follower::rewritten(int fd) {
+  if (!reader_.identity_) return false;
+  std::string first(std::min<std::size_t>(reader_.opts_.max_line, 64 * 1024), '\0');
+  const auto n = ::pread(fd, first.data(), first.size(), 0);
+  if (n <= 0) return n == 0;  // empty now: rewritten (truncated); an error: judge next time
+  first.resize(static_cast<std::size_t>(n));
+  const auto nl = first.find('\n');
+  if (nl == std::string::npos && first.size() < reader_.opts_.max_line) return true;
+  const std::string_view line(first.data(), nl == std::string::npos ? first.size() : nl + 1);
+  return fmt::format("{:016x}:{}", fnv1a(line), line.size()) != *reader_.identity_;
 }
 
 Follower::Event Follower::next(std::chrono::milliseconds wait) {

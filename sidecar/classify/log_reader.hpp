@@ -167,6 +167,7 @@ class Follower {
   Check check();   // one poll, after the reader ran dry
   Check reopen();  // the path names new content: switch to it if it can be opened
   Check failed(Error e);
+  bool rewritten(int fd);  // the first line on disk is no longer the one we identified
 
   LogReader reader_;
   std::uint64_t dev_ = 0;  // identity of the file we read, to spot the path naming another
@@ -174,7 +175,10 @@ class Follower {
   bool renamed_ = false;       // the path no longer names our file (renamed away or missing)
   bool idle_armed_ = false;    // a dry check since the rename was seen or a line was read ...
   std::int64_t quiet_at_ = 0;  // ... and the read position it saw
-  bool finishing_ = false;     // the renamed file is complete: its final partial line is a line
+  // The file's modification time at the last check: a file modified without growing may have
+  // been truncated and rewritten to at least its old length between two checks.
+  std::int64_t mtime_ns_ = -1;
+  bool finishing_ = false;  // the renamed file is complete: its final partial line is a line
   bool failed_ = false;
   Line line_;
   Error error_{Errc::Internal, ""};

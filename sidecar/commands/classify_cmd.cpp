@@ -317,7 +317,11 @@ Result<int> Run::follow(const std::string& path) {
       RAMPART_DO(commit(*c));
     }
     RAMPART_DO(finish());
-    print();
+    // What this commit added (the summary counts since the start); nothing when idle.
+    if (!found_.empty() || !anomalies_.empty() || !actions_.suppressions.empty() ||
+        !actions_.backoffs.empty() || !notes.empty()) {
+      print();
+    }
     found_.clear();
     anomalies_.clear();
     actions_ = {};

@@ -39,5 +39,7 @@ int cmd_backoff(const Context& ctx, const Args& args);
 int cmd_caps(const Context& ctx, const Args& args);
 int cmd_release(const Context& ctx, const Args& args);
 int cmd_classify(const Context& ctx, const Args& args);
+int cmd_dmarc(const Context& ctx, const Args& args);
+int cmd_report(const Context& ctx, const Args& args);
 
 }  // namespace rampart::sidecar

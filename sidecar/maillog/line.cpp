@@ -217,13 +217,39 @@ bool is_queue_id(std::string_view s) {
                      [&](char c) { return kSafe.find(c) != std::string_view::npos; });
 }
 
+namespace {
+// "Jan" -> 1 ... "Dec" -> 12, 0 for anything else (exact case, as syslog writes them).
+int month_number(std::string_view m) {
+  const auto key = (static_cast<unsigned>(static_cast<unsigned char>(m[0])) << 16) |
+                   (static_cast<unsigned>(static_cast<unsigned char>(m[1])) << 8) |
+                   static_cast<unsigned>(static_cast<unsigned char>(m[2]));
+  constexpr auto k = [](const char(&n)[4]) {
+    return (static_cast<unsigned>(n[0]) << 16) | (static_cast<unsigned>(n[1]) << 8) |
+           static_cast<unsigned>(n[2]);
+  };
+  switch (key) {
+    case k("Jan"): return 1;
+    case k("Feb"): return 2;
+    case k("Mar"): return 3;
+    case k("Apr"): return 4;
+    case k("May"): return 5;
+    case k("Jun"): return 6;
+    case k("Jul"): return 7;
+    case k("Aug"): return 8;
+    case k("Sep"): return 9;
+    case k("Oct"): return 10;
+    case k("Nov"): return 11;
+    case k("Dec"): return 12;
+    default: return 0;
+  }
+}
+}  // namespace
+
 std::optional<core::UnixTime> parse_classic_stamp(std::string_view s, const Clock& clock,
                                                   std::size_t& consumed) {
-  constexpr std::string_view kMonths = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  if (s.size() < 14) return std::nullopt;
-  const auto mpos = kMonths.find(s.substr(0, 3));
-  if (mpos == std::string_view::npos || mpos % 3 != 0 || s[3] != ' ') return std::nullopt;
-  const int month = static_cast<int>(mpos / 3) + 1;
+  if (s.size() < 14 || s[3] != ' ') return std::nullopt;
+  const int month = month_number(s.substr(0, 3));
+  if (month == 0) return std::nullopt;
   std::size_t pos = 4;
   if (s[pos] == ' ') ++pos;  // "Jun  9": day padded with a space
   int day = digits(s, pos, 2);

@@ -418,6 +418,7 @@ struct Tally::Impl {
   void postfix_other(const ParsedLine& line) {
     const auto& h = line.header;
     if (line.queue_id.empty()) return;
+    if (h.service != "smtpd" && h.service != "pickup" && h.service != "qmgr") return;
     auto [qid, rest] = split_qid(h.message);
     if (qid != line.queue_id) return;
     if ((h.service == "smtpd" && rest.starts_with("client=")) ||

@@ -8,6 +8,9 @@
 # tests/bench/classify_bench.sh [BUILD_DIR], `rampart classify --dry-run` against pflogsumm and
 # wc -l on the same generated ~1 GiB mail log (MB/s, ratios, max RSS at 1/4 and full size);
 # `tests/bench/run.sh BUILD_DIR --classify` runs it after the Google Benchmark programs.
+# DMARC ingest likewise (about a minute): tests/bench/dmarc_bench.sh [BUILD_DIR], `rampart dmarc
+# ingest` cross-checked and timed against dmarc-cat on the shared corpus and 10,000 reports built
+# from it; `tests/bench/run.sh BUILD_DIR --dmarc` runs it after the Google Benchmark programs.
 set -euo pipefail
 build=${1:-build/ci}
 out=$(mktemp -d)
@@ -48,9 +51,12 @@ PY
 postfix_args=()
 want_postfix=""
 want_classify=""
+want_dmarc=""
 for arg in "${@:2}"; do
   if [[ $arg == --classify ]]; then
     want_classify=1
+  elif [[ $arg == --dmarc ]]; then
+    want_dmarc=1
   elif [[ $arg == --postfix ]]; then
     want_postfix=1
   elif [[ -n $want_postfix ]]; then
@@ -62,4 +68,7 @@ if [[ -n $want_postfix ]]; then
 fi
 if [[ -n $want_classify ]]; then
   "$(dirname "$0")/classify_bench.sh" "$build"
+fi
+if [[ -n $want_dmarc ]]; then
+  "$(dirname "$0")/dmarc_bench.sh" "$build"
 fi

@@ -210,4 +210,46 @@ expect 0 "after concurrent runs" -- r classify --format json "$work/big2.log"
 [ $(($(val 'SELECT SUM(count) FROM reputation') - base)) = 200000 ] ||
   fail "concurrent runs counted $(($(val 'SELECT SUM(count) FROM reputation') - base)), want 200000"
 
+# --- --follow: appended lines, rotation by rename, then by copytruncate; SIGTERM commits ---------
+# followed: stored deliveries of the follow test (their replies carry enhanced status 2.1.7).
+followed() { val "SELECT COALESCE(SUM(count), 0) FROM reputation WHERE status = '2.1.7'"; }
+# wait_followed N: poll (0.1 s steps, 30 s) until the store holds N followed deliveries.
+wait_followed() {
+  local i
+  for i in $(seq 1 300); do
+    [ "$(followed)" = "$1" ] && return 0
+    kill -0 "$fpid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+fl() {  # fl N: one follow-test delivery line
+  printf '%sT04:00:%02d.0+00:00 mta1 postfix/out05/smtp[9]: 7D1A2B3C%02d: to=<f%d@contoso.example>, relay=%s, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.1.7 follow-test %d)\n' \
+    "$today" "$1" "$1" "$1" "$ms" "$1"
+}
+flog=$work/follow/mail.log
+mkdir -p "$work/follow"
+{ fl 1; fl 2; } >"$flog"
+"$bin" --config "$cfg" classify --follow --interval 1 "$flog" >"$work/follow.out" 2>"$work/follow.err" &
+fpid=$!
+wait_followed 2 || fail "follow: the first two lines were not committed: $(cat "$work/follow.err")"
+fl 3 >>"$flog"
+wait_followed 3 || fail "follow: an appended line was not committed"
+mv "$flog" "$flog.1"         # logrotate's create mode: rename, then a new file
+fl 4 >>"$flog.1"             # the writer still has the old file open
+fl 5 >"$flog"
+wait_followed 5 || fail "follow: lines around a rename rotation: $(followed) of 5"
+cp "$flog" "$flog.2" && : >"$flog"  # copytruncate
+fl 6 >>"$flog"
+wait_followed 6 || fail "follow: lines after copytruncate: $(followed) of 6"
+fl 7 >>"$flog"
+kill -TERM "$fpid"
+wait "$fpid"
+fcode=$?
+[ "$fcode" = 0 ] || fail "follow: exit $fcode after SIGTERM: $(cat "$work/follow.err")"
+[ "$(followed)" = 7 ] || fail "follow: SIGTERM did not commit the last line: $(followed) of 7"
+# The rotated files read again count nothing twice.
+expect 0 "rotated files again" -- r classify --format json "$flog.1" "$flog.2" "$flog" &&
+  check "rotated files again count nothing" 'summary["deliveries"]' 0
+
 cli_finish

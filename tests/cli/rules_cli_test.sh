@@ -26,7 +26,7 @@ expect 0 "check shipped + example" -- r rules check "${shipped[@]}" && contains 
 
 # --- a store that is not migrated yet ---------------------------------------------------------
 expect 78 "apply before migrate" -- r rules apply "${shipped[@]}" && contains "apply before migrate" "$err" "rampart db migrate"
-expect 0 "db migrate" -- r db migrate && contains "db migrate" "$out" "schema version 0 -> 4"
+expect 0 "db migrate" -- r db migrate && contains "db migrate" "$out" "schema version 0 -> 5"
 expect 0 "db migrate again" -- r db migrate && contains "db migrate again" "$out" "up to date"
 
 # --- apply, list, export ----------------------------------------------------------------------

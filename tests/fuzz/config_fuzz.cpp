@@ -21,6 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         case rampart::config::Type::Boolean: (void)got->boolean(s.table, s.key); break;
         case rampart::config::Type::Duration: (void)got->duration(s.table, s.key); break;
         case rampart::config::Type::StringList: (void)got->list(s.table, s.key); break;
+        case rampart::config::Type::Size: (void)got->size(s.table, s.key); break;
       }
     }
   }

@@ -62,6 +62,21 @@
 #   lab_pg_start / lab_pg_stop     throwaway PostgreSQL (pg.sh) on a Unix socket in $LAB_DIR/pg,
 #                                  database "rampart", trust auth; any user with lab_init_local
 #   lab_pg_url                     postgresql:///rampart?host=$LAB_DIR/pg&user=postgres
+#   lab_dovecot_start USER PASSWORD  private Dovecot (IMAP only, foreground, log in $LAB_DIR):
+#                                  STARTTLS on 127.0.0.1:$LAB_DOVECOT_IMAP_PORT, implicit TLS on
+#                                  127.0.0.1:$LAB_DOVECOT_IMAPS_PORT (143/993 in a namespace, free
+#                                  ports without one), self-signed cert for imap.lab.test and
+#                                  127.0.0.1, USER/PASSWORD in a passwd-file, Maildir++ mail
+#   lab_dovecot_deliver USER FILE [FOLDER]  FILE as a new (unseen) message, written into the
+#                                  Maildir's new/ directly; prints its Maildir base name
+#   lab_dovecot_flags USER [FOLDER]  "BASE FLAGS" per message (Maildir info: S seen, T deleted;
+#                                  "-" none), sorted
+#   lab_dovecot_maildir USER [FOLDER], lab_dovecot_ca, lab_dovecot_log, lab_dovecot_pid
+#                                  Maildir path, the CA (= server) certificate, the log, the PID
+#   lab_dovecot_stop / lab_dovecot_restart   stop (lab_down does it) / stop and start again
+#   lab_dovecot_conf LINE...       append raw dovecot.conf lines and restart
+#                                  (lab_dovecot_conf_reset drops them)
+#   lab_dovecot_tls on|off         off: restart with ssl = no (no STARTTLS, no implicit-TLS port)
 #   lab_pass/lab_fail MSG, lab_expect_line FILE REGEX WHAT [SHOW_REGEX],
 #   lab_expect_no_line FILE REGEX WHAT, lab_expect_eq WANT GOT WHAT, lab_finish, lab_fatal MSG
 #   lab_down                       stop everything, delete the namespace and $LAB_DIR
@@ -81,7 +96,8 @@
 
 # shellcheck shell=bash
 # Public state, read by scenarios: LAB_NAME, LAB_NS (namespace), LAB_DIR, LAB_FAILURES,
-# LAB_OPENDKIM_PORT (set it before lab_opendkim_start to move OpenDKIM off 8891).
+# LAB_OPENDKIM_PORT (set it before lab_opendkim_start to move OpenDKIM off 8891),
+# LAB_DOVECOT_IMAP_PORT and LAB_DOVECOT_IMAPS_PORT (set by lab_dovecot_start).
 # shellcheck disable=SC2034
 LAB_NAME=""
 LAB_NS=""
@@ -101,6 +117,12 @@ _LAB_ODK_DIR=""   # $LAB_DIR/opendkim once lab_opendkim_start ran
 _LAB_ODK_NAME=""  # lab_spawn name of the running opendkim ("" when stopped)
 _LAB_ODK_RUNS=0
 _LAB_PG_DIR=""    # $LAB_DIR/pg while the lab's PostgreSQL may be running
+LAB_DOVECOT_IMAP_PORT=""   # set by lab_dovecot_start: STARTTLS port
+LAB_DOVECOT_IMAPS_PORT=""  # set by lab_dovecot_start: implicit-TLS port
+_LAB_DOVECOT_DIR=""        # $LAB_DIR/dovecot once lab_dovecot_start ran
+_LAB_DOVECOT_NAME=""       # lab_spawn name of the running dovecot ("" when stopped)
+_LAB_DOVECOT_RUNS=0
+_LAB_DOVECOT_TLS=on        # lab_dovecot_tls
 
 # shellcheck source=pg.sh
 source "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
@@ -1044,6 +1066,265 @@ lab_opendkim_internal_hosts() {
   mv "$_LAB_ODK_DIR/InternalHosts.new" "$_LAB_ODK_DIR/InternalHosts"
   lab_opendkim_stop
   _lab_opendkim_run
+}
+
+# --- Dovecot ------------------------------------------------------------------------------------
+
+# lab_dovecot_start USER PASSWORD: a private Dovecot (IMAP only) run in the foreground (-F) with
+# its own config, state, log and mail under $LAB_DIR/dovecot: IMAP with STARTTLS on
+# 127.0.0.1:$LAB_DOVECOT_IMAP_PORT and implicit TLS on 127.0.0.1:$LAB_DOVECOT_IMAPS_PORT (143 and
+# 993 in a namespace, free ports without one). The certificate is self-signed (lab_dovecot_ca)
+# for imap.lab.test and 127.0.0.1. USER logs in with PASSWORD (passwd-file, PLAIN scheme) and owns
+# a Maildir++ at lab_dovecot_maildir USER, stored as nobody. Logs go to lab_dovecot_log, never to
+# syslog; auth failures are logged there (auth_verbose), passwords never.
+lab_dovecot_start() {
+  local user=${1:?usage: lab_dovecot_start USER PASSWORD} password=${2:?password}
+  [[ -n $LAB_DIR ]] || lab_fatal "lab_dovecot_start before lab_init"
+  [[ -z $_LAB_DOVECOT_DIR ]] || lab_fatal "lab_dovecot_start called twice"
+  [[ $BASHPID == "$$" ]] || lab_fatal "lab_dovecot_start must run in the main shell"
+  [[ $(id -u) == 0 ]] || lab_skip "Dovecot needs root (it drops to its own users)"
+  lab_require dovecot openssl
+  if ! id dovecot >/dev/null 2>&1 || ! id dovenull >/dev/null 2>&1; then
+    lab_skip "there are no 'dovecot' and 'dovenull' users (install dovecot-core)"
+  fi
+  [[ $user =~ ^[A-Za-z0-9._-]+$ ]] || lab_fatal "lab_dovecot_start: bad user name '$user'"
+  [[ $password != *:* && $password != *$'\n'* ]] ||
+    lab_fatal "lab_dovecot_start: the password may not hold ':' or a newline (passwd-file)"
+  local dir=$LAB_DIR/dovecot
+  mkdir -p "$dir/run" "$dir/state" "$dir/mail" "$dir/tls"
+  chmod 0755 "$dir" "$dir/mail"
+  if [[ -n $LAB_NS ]]; then
+    LAB_DOVECOT_IMAP_PORT=143
+    LAB_DOVECOT_IMAPS_PORT=993
+  else
+    LAB_DOVECOT_IMAP_PORT=$(_lab_free_port) || lab_fatal "no free port for Dovecot"
+    LAB_DOVECOT_IMAPS_PORT=$(_lab_free_port "$LAB_DOVECOT_IMAP_PORT") ||
+      lab_fatal "no free port for Dovecot"
+  fi
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=imap.lab.test" -addext "subjectAltName=DNS:imap.lab.test,IP:127.0.0.1" \
+    -keyout "$dir/tls/key.pem" -out "$dir/tls/cert.pem" >"$dir/tls/openssl.log" 2>&1 || {
+    cat "$dir/tls/openssl.log" >&2
+    lab_fatal "openssl could not make the Dovecot certificate"
+  }
+  chmod 0600 "$dir/tls/key.pem"
+  local uid gid
+  uid=$(id -u nobody) || lab_fatal "there is no user 'nobody'"
+  gid=$(id -g nobody) || lab_fatal "there is no user 'nobody'"
+  printf '%s:{PLAIN}%s:%s:%s::%s\n' "$user" "$password" "$uid" "$gid" "$dir/mail/$user" \
+    >"$dir/passwd"
+  chown root:dovecot "$dir/passwd"
+  chmod 0640 "$dir/passwd"
+  _LAB_DOVECOT_DIR=$dir
+  _LAB_DOVECOT_TLS=on
+  _lab_dovecot_maildir_make "$user" ""
+  _lab_dovecot_write_conf
+  _lab_dovecot_run
+}
+
+# _lab_free_port [EXCEPT]: a TCP port nothing on the host listens on (20000-59999), not EXCEPT.
+_lab_free_port() {
+  local except=${1:-} used port i
+  used=$(ss -Htan 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
+  for ((i = 0; i < 200; i++)); do
+    port=$((20000 + RANDOM % 40000))
+    [[ $port != "$except" ]] && ! grep -qx -- "$port" <<<"$used" && {
+      printf '%s\n' "$port"
+      return 0
+    }
+  done
+  return 1
+}
+
+_lab_dovecot_write_conf() {
+  local dir=$_LAB_DOVECOT_DIR ssl=yes imaps=""
+  if [[ $_LAB_DOVECOT_TLS == on ]]; then
+    imaps="  inet_listener imaps {
+    address = 127.0.0.1
+    port = $LAB_DOVECOT_IMAPS_PORT
+    ssl = yes
+  }"
+  else
+    ssl=no
+  fi
+  local dh=""
+  [[ -f /usr/share/dovecot/dh.pem ]] && dh="ssl_dh = </usr/share/dovecot/dh.pem"
+  cat >"$dir/dovecot.conf" <<EOF_CONF
+# Written by tests/lab/lab.sh: the lab's Dovecot, run in the foreground (dovecot -F -c this file).
+# Everything it writes lives under $dir; nothing goes to syslog.
+instance_name = rampart-lab-$$-dovecot
+base_dir = $dir/run
+state_dir = $dir/state
+protocols = imap
+listen = 127.0.0.1
+log_path = $dir/dovecot.log
+info_log_path = $dir/dovecot.log
+debug_log_path = $dir/dovecot.log
+auth_verbose = yes
+ssl = $ssl
+ssl_cert = <$dir/tls/cert.pem
+ssl_key = <$dir/tls/key.pem
+ssl_min_protocol = TLSv1.2
+$dh
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 1
+mail_location = maildir:$dir/mail/%u
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $dir/passwd
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%u $dir/passwd
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $LAB_DOVECOT_IMAP_PORT
+  }
+$imaps
+}
+EOF_CONF
+  if [[ -f $dir/extra.conf ]]; then
+    printf '# lab_dovecot_conf\n' >>"$dir/dovecot.conf"
+    cat "$dir/extra.conf" >>"$dir/dovecot.conf"
+  fi
+  dovecot -n -c "$dir/dovecot.conf" >"$dir/check.log" 2>&1 || {
+    cat "$dir/check.log" >&2
+    lab_fatal "dovecot -n rejects $dir/dovecot.conf"
+  }
+}
+
+# Starts dovecot (spawn names dovecot, dovecot-2, ...) and waits for its listeners.
+_lab_dovecot_run() {
+  local name=dovecot pid
+  _LAB_DOVECOT_RUNS=$((_LAB_DOVECOT_RUNS + 1))
+  ((_LAB_DOVECOT_RUNS == 1)) || name=dovecot-$_LAB_DOVECOT_RUNS
+  lab_spawn "$name" dovecot -F -c "$_LAB_DOVECOT_DIR/dovecot.conf"
+  _LAB_DOVECOT_NAME=$name
+  pid=$(lab_pid "$name")
+  local ok=1
+  lab_wait_port 127.0.0.1 "$LAB_DOVECOT_IMAP_PORT" 20 || ok=""
+  if [[ -n $ok && $_LAB_DOVECOT_TLS == on ]]; then
+    lab_wait_port 127.0.0.1 "$LAB_DOVECOT_IMAPS_PORT" 20 || ok=""
+  fi
+  if [[ -z $ok ]] || ! _lab_alive "$pid"; then
+    _lab_log "--- $LAB_DIR/$name.log and $(lab_dovecot_log) ---"
+    cat "$LAB_DIR/$name.log" >&2
+    tail -n 20 "$(lab_dovecot_log)" >&2 2>/dev/null
+    lab_fatal "dovecot did not start"
+  fi
+}
+
+# lab_dovecot_stop: stop Dovecot; lab_down does it. The master exits on TERM, but the imap
+# processes of open sessions outlive it (they are its children, not in its process group): they
+# get TERM too, so a client sees the server go away ("* BYE Server shutting down.").
+lab_dovecot_stop() {
+  [[ -n $_LAB_DOVECOT_NAME ]] || return 0
+  local pid kids kid
+  pid=$(lab_pid "$_LAB_DOVECOT_NAME")
+  _LAB_DOVECOT_NAME=""
+  kids=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
+  _lab_kill_pid "$pid"
+  for kid in $kids; do
+    _lab_kill_pid "$kid"
+  done
+}
+
+# lab_dovecot_restart: stop (when running), rewrite the config, start again; the mail stays.
+lab_dovecot_restart() {
+  [[ -n $_LAB_DOVECOT_DIR ]] || lab_fatal "lab_dovecot_restart before lab_dovecot_start"
+  lab_dovecot_stop
+  _lab_dovecot_write_conf
+  _lab_dovecot_run
+}
+
+# lab_dovecot_conf LINE...: append raw dovecot.conf lines (e.g. "imap_capability = IMAP4rev1"),
+# then restart. lab_dovecot_conf_reset drops them again (and restarts).
+lab_dovecot_conf() {
+  [[ -n $_LAB_DOVECOT_DIR ]] || lab_fatal "lab_dovecot_conf before lab_dovecot_start"
+  printf '%s\n' "$@" >>"$_LAB_DOVECOT_DIR/extra.conf"
+  lab_dovecot_restart
+}
+
+lab_dovecot_conf_reset() {
+  [[ -n $_LAB_DOVECOT_DIR ]] || lab_fatal "lab_dovecot_conf_reset before lab_dovecot_start"
+  rm -f "$_LAB_DOVECOT_DIR/extra.conf"
+  lab_dovecot_restart
+}
+
+# lab_dovecot_tls on|off: off restarts Dovecot with ssl = no: no STARTTLS and no implicit-TLS
+# listener (a plain-text-only server); on restores both.
+lab_dovecot_tls() {
+  local mode=${1:?usage: lab_dovecot_tls on|off}
+  [[ $mode == on || $mode == off ]] || lab_fatal "usage: lab_dovecot_tls on|off"
+  [[ -n $_LAB_DOVECOT_DIR ]] || lab_fatal "lab_dovecot_tls before lab_dovecot_start"
+  _LAB_DOVECOT_TLS=$mode
+  lab_dovecot_restart
+}
+
+lab_dovecot_log() { printf '%s/dovecot/dovecot.log\n' "$LAB_DIR"; }
+lab_dovecot_ca() { printf '%s/dovecot/tls/cert.pem\n' "$LAB_DIR"; }
+
+lab_dovecot_pid() {
+  [[ -n $_LAB_DOVECOT_NAME ]] || lab_fatal "lab_dovecot_pid: dovecot is not running"
+  lab_pid "$_LAB_DOVECOT_NAME"
+}
+
+# lab_dovecot_maildir USER [FOLDER]: the Maildir++ directory of USER's INBOX, or of FOLDER
+# (Maildir++ keeps folder "A" in .A, "A.B" in .A.B; the hierarchy separator is ".").
+lab_dovecot_maildir() {
+  local user=${1:?usage: lab_dovecot_maildir USER [FOLDER]} folder=${2:-}
+  [[ -n $_LAB_DOVECOT_DIR ]] || lab_fatal "lab_dovecot_maildir before lab_dovecot_start"
+  if [[ -z $folder || $folder == INBOX ]]; then
+    printf '%s/mail/%s\n' "$_LAB_DOVECOT_DIR" "$user"
+  else
+    printf '%s/mail/%s/.%s\n' "$_LAB_DOVECOT_DIR" "$user" "$folder"
+  fi
+}
+
+_lab_dovecot_maildir_make() {
+  local md sub
+  md=$(lab_dovecot_maildir "$1" "$2")
+  for sub in cur new tmp; do mkdir -p "$md/$sub"; done
+  chown -R nobody:nogroup "$(lab_dovecot_maildir "$1")"
+}
+
+# lab_dovecot_deliver USER FILE [FOLDER]: FILE becomes a new (unseen) message: written to tmp/,
+# then renamed into new/, as a Maildir delivery agent does. Prints the message's Maildir base
+# name (lab_dovecot_flags reports under it while the message stays in that folder).
+lab_dovecot_deliver() {
+  local user=${1:?usage: lab_dovecot_deliver USER FILE [FOLDER]} file=${2:?file} folder=${3:-}
+  [[ -f $file ]] || lab_fatal "lab_dovecot_deliver: no file $file"
+  _lab_dovecot_maildir_make "$user" "$folder"
+  local md name
+  md=$(lab_dovecot_maildir "$user" "$folder")
+  # Unique without shared state: callers run this in $(...), a subshell. Maildir's own recipe:
+  # time, then microseconds and the process.
+  name="${EPOCHREALTIME%[.,]*}.M${EPOCHREALTIME#*[.,]}P${BASHPID}R$RANDOM.rampart-lab"
+  cp -- "$file" "$md/tmp/$name" || lab_fatal "cannot write $md/tmp/$name"
+  chown nobody:nogroup "$md/tmp/$name"
+  mv -- "$md/tmp/$name" "$md/new/$name" || lab_fatal "cannot deliver into $md/new"
+  printf '%s\n' "$name"
+}
+
+# lab_dovecot_flags USER [FOLDER]: one line per message, "BASE FLAGS", sorted by base name;
+# FLAGS are the Maildir info letters (S seen, T deleted, ...) or "-" for none (new/ included).
+lab_dovecot_flags() {
+  local md f base flags
+  md=$(lab_dovecot_maildir "${1:?usage: lab_dovecot_flags USER [FOLDER]}" "${2:-}")
+  for f in "$md"/new/* "$md"/cur/*; do
+    [[ -e $f ]] || continue
+    base=${f##*/}
+    flags=-
+    if [[ $base == *:2,* ]]; then
+      flags=${base##*:2,}
+      base=${base%%:2,*}
+      [[ -n $flags ]] || flags=-
+    fi
+    printf '%s %s\n' "$base" "$flags"
+  done | sort
 }
 
 # --- PostgreSQL ---------------------------------------------------------------------------------

@@ -4,13 +4,18 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "core/dmarc.hpp"
 #include "core/limits.hpp"
 #include "core/ruleset.hpp"
 #include "rules/reader.hpp"
@@ -1064,4 +1069,365 @@ pause_hours = 6
   REQUIRE(s->apply_rules(parse_spec(kRulesB), "b"));
   back = must_load(*s);
   CHECK_FALSE(back.feedback.has_value());
+}
+
+// --- DMARC (issue 6) --------------------------------------------------------------------------
+
+namespace {
+
+core::dmarc::Record dmarc_record(std::string ip, std::int64_t count, std::string dkim,
+                                 std::string spf, std::string header_from) {
+  core::dmarc::Record r;
+  r.source_ip = std::move(ip);
+  r.count = count;
+  r.disposition = "none";
+  r.dkim = std::move(dkim);
+  r.spf = std::move(spf);
+  r.header_from = std::move(header_from);
+  return r;
+}
+
+core::dmarc::Report dmarc_report(std::string org, std::string id, std::int64_t begin,
+                                 std::vector<core::dmarc::Record> records) {
+  core::dmarc::Report r;
+  r.version = "1.0";
+  r.org_name = std::move(org);
+  r.email = "noreply-dmarc@" + r.org_name;
+  r.report_id = std::move(id);
+  r.begin = begin;
+  r.end = begin + 86399;
+  r.policy.domain = "send.example.net";
+  r.policy.p = "none";
+  r.records = std::move(records);
+  return r;
+}
+
+std::array<std::int64_t, 3> must_totals(store::Store& s) {
+  auto t = s.dmarc_totals();
+  REQUIRE_MESSAGE(t, t.error().what);
+  return *t;
+}
+
+// Three records with every field used, and values no list form may lose: tabs, newlines,
+// backslashes, non-ASCII.
+core::dmarc::Report full_report() {
+  auto rep = dmarc_report("google.com", "1234567890", kNoon - 43200,
+                          {dmarc_record("203.0.113.94", 12, "pass", "pass", "send.example.net"),
+                           dmarc_record("2001:db8::94", 3, "fail", "pass", "send.example.net"),
+                           dmarc_record("198.51.100.7", 2, "fail", "fail", "Ünïcode.example")});
+  rep.dmarcbis = true;
+  rep.version = "2.0";
+  rep.extra_contact_info = "https://support.google.com/a/answer/2466580";
+  rep.errors = {"first\twith a tab", "", "second\\n is not a newline\nbut this is"};
+  rep.policy.adkim = "r";
+  rep.policy.aspf = "s";
+  rep.policy.sp = "quarantine";
+  rep.policy.np = "reject";
+  rep.policy.pct = 100;
+  rep.policy.fo = "1";
+  rep.policy.testing = "n";
+  rep.policy.discovery_method = "treewalk";
+  auto& r0 = rep.records[0];
+  r0.envelope_from = "bounce.send.example.net";
+  r0.envelope_to = "gmail.com";
+  r0.auth = {{"dkim", "send.example.net", "s2026", "", "pass", ""},
+             {"dkim", "esp.example", "sel\\1\t", "", "fail", "body hash did not verify"},
+             {"spf", "bounce.send.example.net", "", "mfrom", "pass", ""}};
+  auto& r1 = rep.records[1];
+  r1.disposition = "none";
+  r1.reasons = {{"forwarded", "via list\nsecond line"}, {"local_policy", ""}};
+  r1.auth = {{"spf", "send.example.net", "", "helo", "pass", "«ok»"}};
+  auto& r2 = rep.records[2];
+  r2.disposition = "quarantine";
+  r2.reasons = {{"", ""}};
+  return rep;
+}
+
+}  // namespace
+
+TEST_CASE("store: list columns have one text form and read back exactly") {
+  struct Case {
+    const char* label;
+    std::vector<std::vector<std::string>> items;
+    std::size_t fields;
+    const char* want;
+  };
+  const Case cases[] = {
+      {"empty list", {}, 2, ""},
+      {"one empty item", {{"", ""}}, 2, "\t\n"},
+      {"one empty field", {{""}}, 1, "\n"},
+      {"escapes", {{"a\tb", "c\nd\\"}, {"\\t", "é"}}, 2, "a\\tb\tc\\nd\\\\\n\\\\t\t\xc3\xa9\n"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.label);
+    const auto text = store::encode_list(c.items);
+    CHECK(text == c.want);
+    CHECK(store::decode_list(text, c.fields) == c.items);
+  }
+  for (const char* torn : {"a", "a\t", "a\\x\n", "a\\", "a\tb\tc\n"}) {
+    CAPTURE(torn);
+    CHECK_FALSE(store::decode_list(torn, 2).has_value());
+  }
+}
+
+TEST_CASE("store: a DMARC report is stored once, whole, with its records in order") {
+  Fresh db;
+  auto s = db.migrated();
+  const auto rep = full_report();
+  auto added = s->add_dmarc_report(rep, "/var/mail/dmarc/1.xml.gz", kNoon);
+  REQUIRE_MESSAGE(added, added.error().what);
+  CHECK(*added);
+  const std::array<std::int64_t, 3> one{1, 3, 17};
+  CHECK(must_totals(*s) == one);
+
+  // The report row, and the record rows as written (the list columns in their text form).
+  auto head = db.raw->query(
+      "SELECT org_name, report_id, policy_domain, begin_at, end_at, email, extra_contact_info, "
+      "version, dmarcbis, adkim, aspf, p, sp, np, pct, fo, testing, discovery_method, errors, "
+      "records, messages, pass_messages, source, ingested_at FROM dmarc_report");
+  REQUIRE_MESSAGE(head, head.error().what);
+  REQUIRE(head->size() == 1);
+  std::vector<std::string> got;
+  for (const auto& v : head->front()) got.push_back(store::as_text(v));
+  const std::vector<std::string> want{"google.com",
+                                      "1234567890",
+                                      "send.example.net",
+                                      std::to_string(rep.begin),
+                                      std::to_string(rep.end),
+                                      "noreply-dmarc@google.com",
+                                      rep.extra_contact_info,
+                                      "2.0",
+                                      "1",
+                                      "r",
+                                      "s",
+                                      "none",
+                                      "quarantine",
+                                      "reject",
+                                      "100",
+                                      "1",
+                                      "n",
+                                      "treewalk",
+                                      store::encode_list({{rep.errors[0]}, {""}, {rep.errors[2]}}),
+                                      "3",
+                                      "17",
+                                      "15",
+                                      "/var/mail/dmarc/1.xml.gz",
+                                      std::to_string(kNoon)};
+  CHECK(got == want);
+  auto errors = store::decode_list(store::as_text(head->front()[18]), 1);
+  REQUIRE(errors.has_value());
+  std::vector<std::string> error_texts;
+  for (const auto& e : *errors) error_texts.push_back(e.at(0));
+  CHECK(error_texts == rep.errors);
+
+  auto recs = db.raw->query(
+      "SELECT position, source_ip, count, disposition, dkim, spf, header_from, envelope_from, "
+      "envelope_to, reasons, auth FROM dmarc_record ORDER BY position");
+  REQUIRE_MESSAGE(recs, recs.error().what);
+  REQUIRE(recs->size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    const auto& row = recs->at(i);
+    const auto& want_rec = rep.records[i];
+    core::dmarc::Record back;
+    CHECK(store::as_int(row[0]) == static_cast<std::int64_t>(i + 1));
+    back.source_ip = store::as_text(row[1]);
+    back.count = store::as_int(row[2]);
+    back.disposition = store::as_text(row[3]);
+    back.dkim = store::as_text(row[4]);
+    back.spf = store::as_text(row[5]);
+    back.header_from = store::as_text(row[6]);
+    back.envelope_from = store::as_text(row[7]);
+    back.envelope_to = store::as_text(row[8]);
+    auto reasons = store::decode_list(store::as_text(row[9]), 2);
+    auto auth = store::decode_list(store::as_text(row[10]), 6);
+    REQUIRE(reasons.has_value());
+    REQUIRE(auth.has_value());
+    for (const auto& r : *reasons) back.reasons.push_back({r[0], r[1]});
+    for (const auto& a : *auth) back.auth.push_back({a[0], a[1], a[2], a[3], a[4], a[5]});
+    CHECK(back == want_rec);
+  }
+  CHECK(store::as_text(recs->at(2)[9]) == "\t\n");  // one reason, both fields absent
+  CHECK(store::as_text(recs->at(2)[10]).empty());   // no auth results
+
+  SUBCASE("the same report again is refused and changes nothing") {
+    auto known = s->has_dmarc_report(rep);
+    REQUIRE(known);
+    CHECK(*known);
+    auto other = rep;
+    other.report_id += "-2";
+    known = s->has_dmarc_report(other);
+    REQUIRE(known);
+    CHECK_FALSE(*known);
+    auto again = s->add_dmarc_report(rep, "/elsewhere.xml", kNoon + 60);
+    REQUIRE_MESSAGE(again, again.error().what);
+    CHECK_FALSE(*again);
+    CHECK(must_totals(*s) == one);
+    auto arrival = s->dmarc_arrival();
+    REQUIRE(arrival);
+    CHECK(arrival->last_ingested == std::optional<core::UnixTime>{kNoon});
+  }
+  SUBCASE("the same report id from another org, or for another range, is another report") {
+    auto other = rep;
+    other.org_name = "yahoo.com";
+    auto r = s->add_dmarc_report(other, "yahoo", kNoon);
+    REQUIRE_MESSAGE(r, r.error().what);
+    CHECK(*r);
+    auto later = rep;
+    later.begin += 86400;
+    later.end += 86400;
+    r = s->add_dmarc_report(later, "later", kNoon);
+    REQUIRE(r);
+    CHECK(*r);
+    auto domain = rep;
+    domain.policy.domain = "other.example.net";
+    r = s->add_dmarc_report(domain, "domain", kNoon);
+    REQUIRE(r);
+    CHECK(*r);
+    const std::array<std::int64_t, 3> four{4, 12, 68};
+    CHECK(must_totals(*s) == four);
+  }
+  SUBCASE("a NUL character is refused on every engine, nothing stored") {
+    auto bad = dmarc_report("nul.example", "n1", kNoon, {dmarc_record("192.0.2.1", 1, "", "", "")});
+    bad.records[0].auth = {{"dkim", std::string("a\0b", 3), "", "", "pass", ""}};
+    auto r = s->add_dmarc_report(bad, "nul", kNoon);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == Errc::Invalid);
+    CHECK(r.error().what.find("NUL") != std::string::npos);
+    CHECK(must_totals(*s) == one);
+  }
+}
+
+TEST_CASE("store: a report with no records, and the arrival of reports") {
+  Fresh db;
+  auto s = db.migrated();
+  auto none = s->dmarc_arrival();
+  REQUIRE_MESSAGE(none, none.error().what);
+  CHECK(none->reports == 0);
+  CHECK_FALSE(none->last_ingested.has_value());
+  CHECK_FALSE(none->last_end.has_value());
+  const std::array<std::int64_t, 3> zero{0, 0, 0};
+  CHECK(must_totals(*s) == zero);
+  auto sources = s->dmarc_sources(0);
+  REQUIRE_MESSAGE(sources, sources.error().what);
+  CHECK(sources->empty());
+
+  auto empty = dmarc_report("empty.example", "e1", kNoon - 86400, {});
+  REQUIRE(s->add_dmarc_report(empty, "e1", kNoon + 5).value_or(false));
+  // Ingested later, but covering an earlier day: the newest of each is reported.
+  auto older = dmarc_report("empty.example", "e0", kNoon - 3 * 86400, {});
+  REQUIRE(s->add_dmarc_report(older, "e0", kNoon + 9).value_or(false));
+  auto a = s->dmarc_arrival();
+  REQUIRE(a);
+  CHECK(a->reports == 2);
+  CHECK(a->last_ingested == std::optional<core::UnixTime>{kNoon + 9});
+  CHECK(a->last_end == std::optional<core::UnixTime>{empty.end});
+  const std::array<std::int64_t, 3> two{2, 0, 0};
+  CHECK(must_totals(*s) == two);
+}
+
+TEST_CASE("store: dmarc_sources sums per IP over the reports of a period") {
+  Fresh db;
+  auto s = db.migrated();
+  const std::int64_t day = 86400;
+  // Old: only seen with from = 0.
+  auto old = dmarc_report("outlook.com", "o-1", kNoon - 10 * day,
+                          {dmarc_record("203.0.113.94", 1000, "pass", "pass", "old.example")});
+  auto g = dmarc_report("google.com", "g-1", kNoon - day,
+                        {dmarc_record("203.0.113.94", 10, "pass", "fail", "send.example.net"),
+                         dmarc_record("203.0.113.94", 5, "fail", "pass", "b.example"),
+                         dmarc_record("198.51.100.7", 7, "fail", "fail", "send.example.net"),
+                         dmarc_record("203.0.113.94", 1, "fail", "fail", "")});
+  auto y = dmarc_report("yahoo.com", "y-1", kNoon - day,
+                        {dmarc_record("203.0.113.94", 4, "pass", "pass", "send.example.net"),
+                         dmarc_record("198.51.100.10", 9, "pass", "fail", "a.example"),
+                         dmarc_record("198.51.100.7", 2, "fail", "pass", "send.example.net")});
+  for (const auto* rep : {&old, &g, &y}) {
+    auto r = s->add_dmarc_report(*rep, rep->report_id, kNoon);
+    REQUIRE_MESSAGE(r, r.error().what);
+    REQUIRE(*r);
+  }
+
+  auto got = s->dmarc_sources(kNoon - 2 * day);
+  REQUIRE_MESSAGE(got, got.error().what);
+  REQUIRE(got->size() == 3);
+  const auto& a = got->at(0);
+  CHECK(a.source_ip == "203.0.113.94");
+  CHECK(a.messages == 20);
+  CHECK(a.dmarc_pass == 19);
+  CHECK(a.dkim_aligned == 14);
+  CHECK(a.spf_aligned == 9);
+  CHECK(a.reports == 2);
+  CHECK(a.reporters == std::vector<std::string>{"google.com", "yahoo.com"});
+  CHECK(a.domains == std::vector<std::string>{"b.example", "send.example.net"});
+  // Equal messages: by IP, byte order.
+  const auto& b = got->at(1);
+  CHECK(b.source_ip == "198.51.100.10");
+  CHECK(b.messages == 9);
+  CHECK(b.dmarc_pass == 9);
+  CHECK(b.dkim_aligned == 9);
+  CHECK(b.spf_aligned == 0);
+  CHECK(b.reports == 1);
+  CHECK(b.reporters == std::vector<std::string>{"yahoo.com"});
+  CHECK(b.domains == std::vector<std::string>{"a.example"});
+  const auto& c = got->at(2);
+  CHECK(c.source_ip == "198.51.100.7");
+  CHECK(c.messages == 9);
+  CHECK(c.dmarc_pass == 2);
+  CHECK(c.dkim_aligned == 0);
+  CHECK(c.spf_aligned == 2);
+  CHECK(c.reports == 2);
+  CHECK(c.reporters == std::vector<std::string>{"google.com", "yahoo.com"});
+  CHECK(c.domains == std::vector<std::string>{"send.example.net"});
+
+  // From the start: the old report counts too and puts its IP first.
+  got = s->dmarc_sources(0);
+  REQUIRE(got);
+  REQUIRE(got->size() == 3);
+  CHECK(got->at(0).source_ip == "203.0.113.94");
+  CHECK(got->at(0).messages == 1020);
+  CHECK(got->at(0).dmarc_pass == 1019);
+  CHECK(got->at(0).reports == 3);
+  CHECK(got->at(0).reporters == std::vector<std::string>{"google.com", "outlook.com", "yahoo.com"});
+  CHECK(got->at(0).domains ==
+        std::vector<std::string>{"b.example", "old.example", "send.example.net"});
+  // A `from` after every report's end: nothing.
+  got = s->dmarc_sources(kNoon + day);
+  REQUIRE(got);
+  CHECK(got->empty());
+}
+
+TEST_CASE("store: a large DMARC report is stored whole") {
+  Fresh db;
+  auto s = db.migrated();
+  constexpr std::int64_t kRecords = 10'000;
+  std::vector<core::dmarc::Record> records;
+  records.reserve(kRecords);
+  for (std::int64_t i = 0; i < kRecords; ++i) {
+    auto r = dmarc_record(fmt::format("10.{}.{}.{}", i / 65536, i / 256 % 256, i % 256), i % 7 + 1,
+                          i % 3 == 0 ? "fail" : "pass", i % 5 == 0 ? "fail" : "pass",
+                          "send.example.net");
+    r.envelope_from = "bounce.send.example.net";
+    r.auth = {{"dkim", "send.example.net", "s2026", "", r.dkim, ""},
+              {"spf", "bounce.send.example.net", "", "mfrom", r.spf, ""}};
+    records.push_back(std::move(r));
+  }
+  auto rep = dmarc_report("big.example", "big-1", kNoon - 86400, std::move(records));
+  const auto start = std::chrono::steady_clock::now();
+  auto added = s->add_dmarc_report(rep, "big.xml", kNoon);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  REQUIRE_MESSAGE(added, added.error().what);
+  CHECK(*added);
+  MESSAGE(engine(), ": a DMARC report of ", kRecords, " records stored in ", ms, " ms");
+  const std::array<std::int64_t, 3> want{1, kRecords, rep.messages()};
+  CHECK(must_totals(*s) == want);
+  auto sources = s->dmarc_sources(0);
+  REQUIRE_MESSAGE(sources, sources.error().what);
+  CHECK(static_cast<std::int64_t>(sources->size()) == kRecords);
+  auto again = s->add_dmarc_report(rep, "big.xml", kNoon);
+  REQUIRE(again);
+  CHECK_FALSE(*again);
+  CHECK(must_totals(*s) == want);
 }

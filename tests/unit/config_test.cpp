@@ -40,6 +40,7 @@ TEST_CASE("defaults: every declared default parses and validates") {
       case cfg::Type::Boolean: CHECK_NOTHROW((void)c.boolean(s.table, s.key)); break;
       case cfg::Type::Duration: CHECK_NOTHROW((void)c.duration(s.table, s.key)); break;
       case cfg::Type::StringList: CHECK_NOTHROW((void)c.list(s.table, s.key)); break;
+      case cfg::Type::Size: CHECK_NOTHROW((void)c.size(s.table, s.key)); break;
     }
   }
   CHECK(c.string("store", "url") == "sqlite:///var/lib/rampart/rampart.db");
@@ -88,6 +89,7 @@ TEST_CASE("describe: names every type") {
       {cfg::Type::Boolean, "boolean"},
       {cfg::Type::Duration, "duration"},
       {cfg::Type::StringList, "list of strings"},
+      {cfg::Type::Size, "size"},
   };
   for (const auto& c : cases) CHECK(cfg::describe(c.type) == c.want);
 }
@@ -690,4 +692,201 @@ TEST_CASE("parse: a one-of setting accepts its choices and names them when refus
   CHECK(bad.error().what ==
         "r.toml:2: [milter] on_unsigned: bad value \"drop\": expected one of "
         "tempfail,quarantine,reject,warn");
+}
+
+// ---- [sidecar.dmarc]: a nested table, sizes, the IMAP url and the cross-setting checks ----
+
+TEST_CASE("defaults: [sidecar.dmarc] is not configured and has the ingestion limits") {
+  const auto c = *cfg::defaults();
+  constexpr std::string_view t = "sidecar.dmarc";
+  CHECK(c.string(t, "imap_url").empty());
+  CHECK(c.string(t, "imap_user").empty());
+  CHECK(c.string(t, "imap_password_file").empty());
+  CHECK(c.string(t, "imap_mailbox") == "INBOX");
+  CHECK(c.string(t, "imap_move_to").empty());
+  CHECK(c.string(t, "imap_tls") == "verify");
+  CHECK(c.string(t, "imap_ca_file").empty());
+  CHECK(c.duration(t, "imap_timeout") == 30s);
+  CHECK(c.size(t, "imap_max_message") == 50ULL << 20);
+  CHECK(c.size(t, "max_compressed") == 10ULL << 20);
+  CHECK(c.size(t, "max_decompressed") == 200ULL << 20);
+  CHECK(c.integer(t, "max_depth") == 4);
+  CHECK(c.integer(t, "no_report_days") == 3);
+  CHECK(c.integer(t, "egress_pass_percent") == 95);
+  CHECK(c.integer(t, "outside_fail_messages") == 20);
+}
+
+TEST_CASE("parse: [sidecar.dmarc] is a table nested in [sidecar]") {
+  const auto c = must_parse(
+      "[sidecar]\nlog_level = \"debug\"\n\n[sidecar.dmarc]\n"
+      "imap_url = \"imaps://imap.example.net\"\nimap_user = \"dmarc\"\n"
+      "imap_password_file = \"/etc/rampart/imap.pass\"\nimap_mailbox = \"Reports\"\n"
+      "imap_move_to = \"Reports/done\"\nimap_tls = \"insecure\"\nimap_ca_file = \"/etc/ca.pem\"\n"
+      "imap_timeout = \"5s\"\nimap_max_message = 1048576\nmax_compressed = \"512KB\"\n"
+      "max_decompressed = \"1GB\"\nmax_depth = 2\nno_report_days = 7\negress_pass_percent = 0\n"
+      "outside_fail_messages = 1\n");
+  constexpr std::string_view t = "sidecar.dmarc";
+  CHECK(c.string("sidecar", "log_level") == "debug");
+  CHECK(c.string(t, "imap_url") == "imaps://imap.example.net");
+  CHECK(c.is_set(t, "imap_url"));
+  CHECK(c.string(t, "imap_user") == "dmarc");
+  CHECK(c.string(t, "imap_password_file") == "/etc/rampart/imap.pass");
+  CHECK(c.string(t, "imap_mailbox") == "Reports");
+  CHECK(c.string(t, "imap_move_to") == "Reports/done");
+  CHECK(c.string(t, "imap_tls") == "insecure");
+  CHECK(c.string(t, "imap_ca_file") == "/etc/ca.pem");
+  CHECK(c.duration(t, "imap_timeout") == 5s);
+  CHECK(c.size(t, "imap_max_message") == 1048576);
+  CHECK(c.size(t, "max_compressed") == 512ULL * 1024);
+  CHECK(c.size(t, "max_decompressed") == 1ULL << 30);
+  CHECK(c.integer(t, "max_depth") == 2);
+  CHECK(c.integer(t, "no_report_days") == 7);
+  CHECK(c.integer(t, "egress_pass_percent") == 0);
+  CHECK(c.integer(t, "outside_fail_messages") == 1);
+
+  // The other TOML spellings of the same nesting.
+  const auto dotted = must_parse("[sidecar]\ndmarc.max_depth = 3\n");
+  CHECK(dotted.integer(t, "max_depth") == 3);
+  const auto inline_table = must_parse("sidecar = { dmarc = { max_depth = 5 } }\n");
+  CHECK(inline_table.integer(t, "max_depth") == 5);
+  // Only the nested table, no [sidecar] header of its own.
+  const auto alone = must_parse("[sidecar.dmarc]\nno_report_days = 1\n");
+  CHECK(alone.integer(t, "no_report_days") == 1);
+  CHECK_FALSE(alone.is_set("sidecar", "log_level"));
+}
+
+TEST_CASE("parse: imap urls that are accepted") {
+  const char* const good[] = {
+      "imaps://imap.example.net", "imaps://imap.example.net:993", "imap://127.0.0.1:10143",
+      "imap://[::1]:143",         "imaps://imap.example.net/",    "imap://mail-1.example",
+  };
+  for (const char* url : good) {
+    CAPTURE(url);
+    const auto c = must_parse(std::string("[sidecar.dmarc]\nimap_url = \"") + url +
+                              "\"\nimap_user = \"u\"\nimap_password_file = \"/p\"\n");
+    CHECK(c.string("sidecar.dmarc", "imap_url") == url);
+  }
+}
+
+TEST_CASE("parse: bad [sidecar.dmarc] values are config errors naming the key") {
+  struct Case {
+    const char* label;
+    const char* text;
+    const char* want;
+  };
+  const std::string creds = "imap_user = \"u\"\nimap_password_file = \"/p\"\n";
+  const Case cases[] = {
+      {"scheme", "[sidecar.dmarc]\nimap_url = \"https://x\"\n",
+       R"(rampart.toml:2: [sidecar.dmarc] imap_url: bad url "https://x": expected imaps://HOST[:PORT] or imap://HOST[:PORT])"},
+      {"path", "[sidecar.dmarc]\nimap_url = \"imaps://x/INBOX\"\n",
+       R"(rampart.toml:2: [sidecar.dmarc] imap_url: bad url "imaps://x/INBOX": a path is not allowed (the mailbox is imap_mailbox))"},
+      {"user info", "[sidecar.dmarc]\nimap_url = \"imaps://u:pw@x\"\n",
+       R"(rampart.toml:2: [sidecar.dmarc] imap_url: bad url "imaps://u:pw@x": user information is not allowed (use imap_user and imap_password_file))"},
+      {"port", "[sidecar.dmarc]\nimap_url = \"imap://x:99999\"\n",
+       R"(rampart.toml:2: [sidecar.dmarc] imap_url: bad url "imap://x:99999": port "99999" is not a number from 0 to 65535)"},
+      {"no host", "[sidecar.dmarc]\nimap_url = \"imaps://\"\n",
+       R"(rampart.toml:2: [sidecar.dmarc] imap_url: bad url "imaps://": missing host)"},
+      {"tls word", "[sidecar.dmarc]\nimap_tls = \"off\"\n",
+       R"(rampart.toml:2: [sidecar.dmarc] imap_tls: bad value "off": expected one of verify,insecure,none)"},
+      {"empty mailbox", "[sidecar.dmarc]\nimap_mailbox = \"\"\n",
+       "rampart.toml:2: [sidecar.dmarc] imap_mailbox: must not be empty"},
+      {"zero timeout", "[sidecar.dmarc]\nimap_timeout = \"0s\"\n",
+       R"(rampart.toml:2: [sidecar.dmarc] imap_timeout: bad duration "0s": must be greater than zero)"},
+      {"size unit", "[sidecar.dmarc]\nmax_compressed = \"10M\"\n",
+       R"(rampart.toml:2: [sidecar.dmarc] max_compressed: bad size "10M": expected a number followed by B, KB, MB or GB)"},
+      {"size negative", "[sidecar.dmarc]\nmax_compressed = -1\n",
+       "rampart.toml:2: [sidecar.dmarc] max_compressed: -1 is not a size"},
+      {"size zero", "[sidecar.dmarc]\nmax_decompressed = 0\n",
+       "rampart.toml:2: [sidecar.dmarc] max_decompressed: must be greater than zero"},
+      {"size overflow", "[sidecar.dmarc]\nimap_max_message = \"99999999999999GB\"\n",
+       R"(rampart.toml:2: [sidecar.dmarc] imap_max_message: bad size "99999999999999GB": too large)"},
+      {"size float", "[sidecar.dmarc]\nmax_compressed = 1.5\n",
+       R"(rampart.toml:2: [sidecar.dmarc] max_compressed: expected a byte count or a size string such as "10MB", got floating-point number)"},
+      {"depth zero", "[sidecar.dmarc]\nmax_depth = 0\n",
+       "rampart.toml:2: [sidecar.dmarc] max_depth: 0 must be greater than zero"},
+      {"percent", "[sidecar.dmarc]\negress_pass_percent = 101\n",
+       "rampart.toml:2: [sidecar.dmarc] egress_pass_percent: 101 is not a percentage from 0 to "
+       "100"},
+      {"days as string", "[sidecar.dmarc]\nno_report_days = \"3d\"\n",
+       "rampart.toml:2: [sidecar.dmarc] no_report_days: expected an integer, got string"},
+      {"unknown key", "[sidecar.dmarc]\nimap_pasword_file = \"/p\"\n",
+       R"(rampart.toml:2: [sidecar.dmarc]: unknown key "imap_pasword_file" (did you mean "imap_password_file"?))"},
+      {"key in the parent table", "[sidecar]\nimap_url = \"imaps://x\"\n",
+       R"(rampart.toml:2: [sidecar]: unknown key "imap_url" (did you mean [sidecar.dmarc] imap_url?))"},
+      {"misspelt table", "[sidecar.dmarx]\nmax_depth = 1\n",
+       R"(rampart.toml:1: unknown table "sidecar.dmarx" (did you mean "sidecar.dmarc"?))"},
+      {"table is a value", "[sidecar]\ndmarc = 1\n",
+       "rampart.toml:2: [sidecar.dmarc]: expected a table, got integer"},
+      {"url without user",
+       "[sidecar.dmarc]\nimap_url = \"imaps://x\"\nimap_password_file = \"/p\"\n",
+       "rampart.toml:2: [sidecar.dmarc] imap_url is set but imap_user is empty"},
+      {"url without password file",
+       "[sidecar.dmarc]\n\nimap_url = \"imaps://x\"\nimap_user = \"u\"\n",
+       "rampart.toml:3: [sidecar.dmarc] imap_url is set but imap_password_file is empty"},
+      {"imaps with tls none",
+       "[sidecar.dmarc]\nimap_url = \"imaps://x\"\nimap_user = \"u\"\nimap_password_file = "
+       "\"/p\"\nimap_tls = \"none\"\n",
+       R"(rampart.toml:5: [sidecar.dmarc] imap_tls: "none" contradicts the imaps:// url "imaps://x")"},
+  };
+  for (const auto& c : cases) {
+    INFO(std::string(c.label));
+    const auto got = cfg::parse(c.text, "rampart.toml");
+    REQUIRE_FALSE(got.has_value());
+    CHECK(got.error().code == Errc::Config);
+    CHECK(got.error().what == c.want);
+  }
+  // imap:// with tls = "none" is allowed (a test server without STARTTLS), explicitly.
+  const auto plain = must_parse("[sidecar.dmarc]\nimap_url = \"imap://127.0.0.1:10143\"\n" + creds +
+                                "imap_tls = \"none\"\n");
+  CHECK(plain.string("sidecar.dmarc", "imap_tls") == "none");
+}
+
+TEST_CASE("parse_size: digits and one unit (powers of 1024), else a config error") {
+  struct Case {
+    const char* text;
+    bool want_ok;
+    std::uint64_t want;
+  };
+  const Case cases[] = {
+      {"0B", true, 0},
+      {"512B", true, 512},
+      {"1KB", true, 1024},
+      {"10MB", true, 10 << 20},
+      {"2GB", true, 2ULL << 30},
+      {"", false, 0},
+      {"MB", false, 0},
+      {"10", false, 0},
+      {"10mb", false, 0},
+      {"10 MB", false, 0},
+      {"-1MB", false, 0},
+      {"1.5MB", false, 0},
+      {"10MiB", false, 0},
+      {"9223372036854775807B", true, 9223372036854775807ULL},
+      {"9223372036854775808B", false, 0},
+      {"8589934592GB", false, 0},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.text);
+    const auto got = cfg::parse_size(c.text);
+    REQUIRE(got.has_value() == c.want_ok);
+    if (c.want_ok) {
+      CHECK(*got == c.want);
+    } else {
+      CHECK(got.error().code == Errc::Config);
+    }
+  }
+}
+
+TEST_CASE("print_defaults and man_page: the nested table is written with its dotted name") {
+  const std::string text = cfg::print_defaults();
+  const auto sidecar = text.find("\n[sidecar]\n");
+  const auto dmarc = text.find("\n[sidecar.dmarc]\n");
+  REQUIRE(sidecar != std::string::npos);
+  REQUIRE(dmarc != std::string::npos);
+  CHECK(sidecar < dmarc);
+  CHECK(text.find("\nimap_tls = \"verify\"\n") != std::string::npos);
+  CHECK(text.find("\nmax_decompressed = \"200MB\"\n") != std::string::npos);
+  const std::string page = cfg::man_page("0.1.0");
+  CHECK(page.find(".SS [sidecar.dmarc]\n") != std::string::npos);
+  CHECK(page.find("\\&size, default \"50MB\".") != std::string::npos);
 }
