@@ -715,100 +715,120 @@ class SqlStore final : public Store {
 
   Result<bool> add_dmarc_report(const core::dmarc::Report& rep, std::string_view source,
                                 core::UnixTime now) override {
+    const DmarcNew one{&rep, source};
+    RAMPART_TRY(fresh, add_dmarc_reports(std::span(&one, 1), now));
+    return fresh.front();
+  }
+
+  Result<std::vector<bool>> add_dmarc_reports(std::span<const DmarcNew> batch,
+                                              core::UnixTime now) override {
     if (auto r = require_schema(); !r) return tl::unexpected(r.error());
     // libpq passes parameters as C strings, so PostgreSQL would store a NUL-bearing value cut
     // short while SQLite keeps it whole. XML cannot carry U+0000 (XML 1.0 §2.2), so such a value
     // is a caller's bug or a hostile file: refused on both engines, nothing stored.
-    if (const char* field = nul_field(rep, source)) {
-      return fail(Errc::Invalid,
-                  fmt::format("dmarc report {:?} from {:?}: {} holds a NUL character",
-                              rep.report_id, rep.org_name, field));
+    for (const auto& item : batch) {
+      if (const char* field = nul_field(*item.report, item.source)) {
+        return fail(Errc::Invalid,
+                    fmt::format("dmarc report {:?} from {:?}: {} holds a NUL character",
+                                item.report->report_id, item.report->org_name, field));
+      }
     }
-    return in_transaction([&]() -> Result<bool> {
-      const auto& pol = rep.policy;
-      std::string errors;
-      for (const auto& e : rep.errors) {
-        append_item(errors, std::initializer_list<std::string_view>{e});
+    return in_transaction([&]() -> Result<std::vector<bool>> {
+      std::vector<bool> out;
+      out.reserve(batch.size());
+      for (const auto& item : batch) {
+        RAMPART_TRY(fresh, insert_dmarc_report(*item.report, item.source, now));
+        out.push_back(fresh);
       }
-      const std::vector<Value> head{rep.org_name,
-                                    rep.report_id,
-                                    pol.domain,
-                                    rep.begin,
-                                    rep.end,
-                                    rep.email,
-                                    rep.extra_contact_info,
-                                    rep.version,
-                                    std::int64_t{rep.dmarcbis},
-                                    pol.adkim,
-                                    pol.aspf,
-                                    pol.p,
-                                    pol.sp,
-                                    pol.np,
-                                    opt(pol.pct),
-                                    pol.fo,
-                                    pol.testing,
-                                    pol.discovery_method,
-                                    std::move(errors),
-                                    static_cast<std::int64_t>(rep.records.size()),
-                                    rep.messages(),
-                                    rep.pass_messages(),
-                                    std::string(source),
-                                    now};
-      // The UNIQUE key decides: a report already stored inserts no row and returns no id.
-      RAMPART_TRY(ids,
-                  sql_->query("INSERT INTO dmarc_report (org_name, report_id, policy_domain, "
-                              "begin_at, end_at, email, extra_contact_info, version, dmarcbis, "
-                              "adkim, aspf, p, sp, np, pct, fo, testing, discovery_method, errors, "
-                              "records, messages, pass_messages, source, ingested_at) VALUES ($1, "
-                              "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-                              "$17, $18, $19, $20, $21, $22, $23, $24) ON CONFLICT DO NOTHING "
-                              "RETURNING id",
-                              head));
-      if (ids.empty()) return false;
-      const std::int64_t id = as_int(ids.front()[0]);
-      // A chunk of rows at a time: a report may hold 100k records, and their values need not
-      // all be in memory at once.
-      constexpr std::size_t kCols = 12;
-      std::vector<Value> flat;
-      for (std::size_t start = 0; start < rep.records.size(); start += kChunkRows) {
-        const std::size_t stop = std::min(rep.records.size(), start + kChunkRows);
-        flat.clear();
-        flat.reserve((stop - start) * kCols);
-        for (std::size_t i = start; i < stop; ++i) {
-          const auto& rec = rep.records[i];
-          std::string reasons;
-          for (const auto& r : rec.reasons) {
-            append_item(reasons, std::initializer_list<std::string_view>{r.type, r.comment});
-          }
-          std::string auth;
-          for (const auto& a : rec.auth) {
-            append_item(auth,
-                        std::initializer_list<std::string_view>{a.method, a.domain, a.selector,
-                                                                a.scope, a.result, a.human_result});
-          }
-          flat.emplace_back(id);
-          flat.emplace_back(static_cast<std::int64_t>(i + 1));
-          flat.emplace_back(rec.source_ip);
-          flat.emplace_back(rec.count);
-          flat.emplace_back(rec.disposition);
-          flat.emplace_back(rec.dkim);
-          flat.emplace_back(rec.spf);
-          flat.emplace_back(rec.header_from);
-          flat.emplace_back(rec.envelope_from);
-          flat.emplace_back(rec.envelope_to);
-          flat.emplace_back(std::move(reasons));
-          flat.emplace_back(std::move(auth));
-        }
-        if (auto r = insert_rows("INSERT INTO dmarc_record (report, position, source_ip, count, "
-                                 "disposition, dkim, spf, header_from, envelope_from, envelope_to, "
-                                 "reasons, auth)",
-                                 kCols, "", flat);
-            !r) {
-          return tl::unexpected(r.error());
-        }
-      }
-      return true;
+      return out;
     });
+  }
+
+  // One report's rows, inside the caller's transaction; false when it is already stored.
+  Result<bool> insert_dmarc_report(const core::dmarc::Report& rep, std::string_view source,
+                                   core::UnixTime now) {
+    const auto& pol = rep.policy;
+    std::string errors;
+    for (const auto& e : rep.errors) {
+      append_item(errors, std::initializer_list<std::string_view>{e});
+    }
+    const std::vector<Value> head{rep.org_name,
+                                  rep.report_id,
+                                  pol.domain,
+                                  rep.begin,
+                                  rep.end,
+                                  rep.email,
+                                  rep.extra_contact_info,
+                                  rep.version,
+                                  std::int64_t{rep.dmarcbis},
+                                  pol.adkim,
+                                  pol.aspf,
+                                  pol.p,
+                                  pol.sp,
+                                  pol.np,
+                                  opt(pol.pct),
+                                  pol.fo,
+                                  pol.testing,
+                                  pol.discovery_method,
+                                  std::move(errors),
+                                  static_cast<std::int64_t>(rep.records.size()),
+                                  rep.messages(),
+                                  rep.pass_messages(),
+                                  std::string(source),
+                                  now};
+    // The UNIQUE key decides: a report already stored inserts no row and returns no id.
+    RAMPART_TRY(ids,
+                sql_->query("INSERT INTO dmarc_report (org_name, report_id, policy_domain, "
+                            "begin_at, end_at, email, extra_contact_info, version, dmarcbis, "
+                            "adkim, aspf, p, sp, np, pct, fo, testing, discovery_method, errors, "
+                            "records, messages, pass_messages, source, ingested_at) VALUES ($1, "
+                            "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+                            "$17, $18, $19, $20, $21, $22, $23, $24) ON CONFLICT DO NOTHING "
+                            "RETURNING id",
+                            head));
+    if (ids.empty()) return false;
+    const std::int64_t id = as_int(ids.front()[0]);
+    // A chunk of rows at a time: a report may hold 100k records, and their values need not
+    // all be in memory at once.
+    constexpr std::size_t kCols = 12;
+    std::vector<Value> flat;
+    for (std::size_t start = 0; start < rep.records.size(); start += kChunkRows) {
+      const std::size_t stop = std::min(rep.records.size(), start + kChunkRows);
+      flat.clear();
+      flat.reserve((stop - start) * kCols);
+      for (std::size_t i = start; i < stop; ++i) {
+        const auto& rec = rep.records[i];
+        std::string reasons;
+        for (const auto& r : rec.reasons) {
+          append_item(reasons, std::initializer_list<std::string_view>{r.type, r.comment});
+        }
+        std::string auth;
+        for (const auto& a : rec.auth) {
+          append_item(auth, std::initializer_list<std::string_view>{
+                                a.method, a.domain, a.selector, a.scope, a.result, a.human_result});
+        }
+        flat.emplace_back(id);
+        flat.emplace_back(static_cast<std::int64_t>(i + 1));
+        flat.emplace_back(rec.source_ip);
+        flat.emplace_back(rec.count);
+        flat.emplace_back(rec.disposition);
+        flat.emplace_back(rec.dkim);
+        flat.emplace_back(rec.spf);
+        flat.emplace_back(rec.header_from);
+        flat.emplace_back(rec.envelope_from);
+        flat.emplace_back(rec.envelope_to);
+        flat.emplace_back(std::move(reasons));
+        flat.emplace_back(std::move(auth));
+      }
+      if (auto r = insert_rows("INSERT INTO dmarc_record (report, position, source_ip, count, "
+                               "disposition, dkim, spf, header_from, envelope_from, envelope_to, "
+                               "reasons, auth)",
+                               kCols, "", flat);
+          !r) {
+        return tl::unexpected(r.error());
+      }
+    }
+    return true;
   }
 
   Result<std::vector<DmarcSourceRow>> dmarc_sources(core::UnixTime from) override {

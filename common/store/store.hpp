@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -188,6 +189,16 @@ class Store {
   [[nodiscard]] virtual Result<bool> add_dmarc_report(const core::dmarc::Report& report,
                                                       std::string_view source,
                                                       core::UnixTime now) = 0;
+  // The same for many reports in one transaction (ingest throughput: one commit per report
+  // rewrites the shared index pages every time): for each, true when stored, false when it was
+  // already there. A report with a NUL refuses the whole batch (Errc::Invalid) before anything
+  // is written; the caller then adds them one by one.
+  struct DmarcNew {
+    const core::dmarc::Report* report = nullptr;
+    std::string_view source;
+  };
+  [[nodiscard]] virtual Result<std::vector<bool>> add_dmarc_reports(std::span<const DmarcNew> batch,
+                                                                    core::UnixTime now) = 0;
   // Whether add_dmarc_report() would find this report already stored (dry runs).
   [[nodiscard]] virtual Result<bool> has_dmarc_report(const core::dmarc::Report& report) = 0;
   // Per source IP over the reports whose date range ends at or after `from`, by messages desc,

@@ -128,6 +128,7 @@ struct Outcome {
   std::optional<core::dmarc::Report> report;
   std::string status;  // stored | duplicate | refused
   std::string reason;
+  bool pending = false;  // to be written by the next flush()
 };
 
 struct Totals {
@@ -137,12 +138,21 @@ struct Totals {
 
 class Ingest {
  public:
-  Ingest(bool dry_run, bool json, store::Store* st, DmarcSettings settings)
-      : dry_run_(dry_run), json_(json), store_(st), settings_(std::move(settings)) {}
+  // flush_each: write and print every input's reports before bytes() returns (IMAP: a message
+  // is marked only once its reports are stored); else reports are written in batches.
+  Ingest(bool dry_run, bool json, store::Store* st, DmarcSettings settings, bool flush_each)
+      : dry_run_(dry_run),
+        json_(json),
+        flush_each_(flush_each),
+        store_(st),
+        settings_(std::move(settings)) {}
 
-  // One input's bytes; `name` says where it came from. Returns the outcomes (also printed).
-  // Store errors come back as the error (the caller stops: nothing more can be stored).
+  // One input's bytes; `name` says where it came from. With flush_each, returns its outcomes
+  // (also printed); else they are queued for flush(). Store errors come back as the error (the
+  // caller stops: nothing more can be stored).
   Result<std::vector<Outcome>> bytes(std::string_view data, const std::string& name);
+  // Writes the queued reports in one transaction, then prints the queued outcomes in order.
+  Result<std::vector<Outcome>> flush();
   // A path: file, directory (recursive) or Maildir.
   Result<void> path(const std::string& p);
   void summary() const;
@@ -152,8 +162,10 @@ class Ingest {
   void print(const Outcome& o);
   Result<void> file(const fs::path& p);
 
-  bool dry_run_, json_;
+  bool dry_run_, json_, flush_each_;
   store::Store* store_;
+  std::vector<Outcome> queue_;
+  std::size_t queued_reports_ = 0, queued_records_ = 0;
   DmarcSettings settings_;
   Totals t_;
   std::set<std::string> seen_;  // report keys seen in this run (dry run duplicates)
@@ -212,14 +224,9 @@ Result<std::vector<Outcome>> Ingest::bytes(std::string_view data, const std::str
     const std::string key =
         fmt::format("{}\t{}\t{}\t{}\t{}", r.org_name, r.report_id, r.policy.domain, r.begin, r.end);
     if (!dry_run_ && store_ != nullptr) {
-      auto fresh = store_->add_dmarc_report(r, d.where, obs::now_utc());
-      if (!fresh && fresh.error().code == Errc::Invalid) {
-        // This report's data (the store refuses it); the others still go in.
-        out.push_back({d.where, std::nullopt, "refused", fresh.error().what});
-        continue;
-      }
-      if (!fresh) return tl::unexpected(fresh.error());
-      if (!*fresh) o.status = "duplicate";
+      o.pending = true;
+      ++queued_reports_;
+      queued_records_ += r.records.size();
     } else if (!seen_.insert(key).second) {
       o.status = "duplicate";
     } else if (store_ != nullptr) {
@@ -234,7 +241,42 @@ Result<std::vector<Outcome>> Ingest::bytes(std::string_view data, const std::str
                              : fmt::format("not a report ({})", dmarc::sniff(data))});
     ++t_.not_reports;
   }
-  for (const auto& o : out) {
+  for (auto& o : out) queue_.push_back(std::move(o));
+  // Batches of at most 200 reports or 100k records: the commit is cheap, memory stays bounded.
+  if (flush_each_ || queued_reports_ >= 200 || queued_records_ >= 100000) return flush();
+  return std::vector<Outcome>{};
+}
+
+Result<std::vector<Outcome>> Ingest::flush() {
+  std::vector<store::Store::DmarcNew> batch;
+  for (const auto& o : queue_) {
+    if (o.pending) batch.push_back({&*o.report, o.source});
+  }
+  if (!batch.empty()) {
+    auto fresh = store_->add_dmarc_reports(batch, obs::now_utc());
+    if (!fresh && fresh.error().code != Errc::Invalid) return tl::unexpected(fresh.error());
+    std::size_t i = 0;
+    for (auto& o : queue_) {
+      if (!o.pending) continue;
+      o.pending = false;
+      if (fresh) {
+        if (!(*fresh)[i++]) o.status = "duplicate";
+        continue;
+      }
+      // One report the store refuses (Errc::Invalid) refused the batch: one by one, so that
+      // report is refused and the others still go in.
+      auto one = store_->add_dmarc_report(*o.report, o.source, obs::now_utc());
+      if (!one && one.error().code != Errc::Invalid) return tl::unexpected(one.error());
+      if (!one) {
+        o.status = "refused";
+        o.reason = one.error().what;
+        o.report.reset();
+      } else if (!*one) {
+        o.status = "duplicate";
+      }
+    }
+  }
+  for (const auto& o : queue_) {
     print(o);
     if (o.status == "refused") {
       ++t_.refused;
@@ -245,6 +287,9 @@ Result<std::vector<Outcome>> Ingest::bytes(std::string_view data, const std::str
     t_.records += static_cast<std::int64_t>(o.report->records.size());
     t_.report_messages += o.report->messages();
   }
+  std::vector<Outcome> out = std::move(queue_);
+  queue_.clear();
+  queued_reports_ = queued_records_ = 0;
   return out;
 }
 
@@ -261,10 +306,10 @@ Result<void> Ingest::file(const fs::path& p) {
   const auto max_file =
       std::max(settings_.unpack.max_decompressed, settings_.unpack.max_compressed);
   if (size > max_file) {
-    print({name, std::nullopt, "refused",
-           fmt::format("{} bytes: larger than max_decompressed ({} bytes)", size, max_file)});
     ++t_.inputs;
-    ++t_.refused;
+    queue_.push_back(
+        {name, std::nullopt, "refused",
+         fmt::format("{} bytes: larger than max_decompressed ({} bytes)", size, max_file)});
     return {};
   }
   std::ifstream in(p, std::ios::binary);
@@ -370,10 +415,11 @@ int cmd_ingest(const Context& ctx, const Args& args) {
   } else if (!dry_run) {
     return report(st.error());
   }
-  Ingest ingest(dry_run, json, store.get(), settings_of(ctx));
+  Ingest ingest(dry_run, json, store.get(), settings_of(ctx), false);
   for (const auto& p : paths) {
     if (auto r = ingest.path(p); !r) return report(r.error());
   }
+  if (auto r = ingest.flush(); !r) return report(r.error());
   ingest.summary();
   const auto& t = ingest.totals();
   if (t.unreadable > 0) return kExitNoInput;
@@ -425,7 +471,7 @@ int cmd_fetch(const Context& ctx, const Args& args) {
   if (!session) return report(session.error());
   auto uids = session->unseen();
   if (!uids) return report(uids.error());
-  Ingest ingest(dry_run, json, store.get(), settings_of(ctx));
+  Ingest ingest(dry_run, json, store.get(), settings_of(ctx), true);
   std::int64_t marked = 0, left = 0;
   int failed = 0;
   std::optional<Error> stop;
