@@ -387,6 +387,22 @@ void Ingest::summary() const {
   std::fwrite(s.data(), 1, s.size(), stdout);
 }
 
+// A dry run needs the store only to recognise duplicates: without a usable one (unreachable,
+// not migrated) it still parses and reports, and says what it cannot tell.
+std::unique_ptr<store::Store> dry_run_store(std::unique_ptr<store::Store> st) {
+  if (!st) return st;
+  auto v = st->schema_version();
+  if (v && *v == store::latest_schema_version()) return st;
+  std::fprintf(stderr,
+               "rampart: dmarc: warning: dry run without a usable store (%s): reports already "
+               "stored are not recognised as duplicates\n",
+               v ? fmt::format("schema version {}, this rampart needs {}", *v,
+                               store::latest_schema_version())
+                       .c_str()
+                 : v.error().what.c_str());
+  return nullptr;
+}
+
 int cmd_ingest(const Context& ctx, const Args& args) {
   bool dry_run = false, json = false;
   std::vector<std::string> paths;
@@ -415,6 +431,7 @@ int cmd_ingest(const Context& ctx, const Args& args) {
   } else if (!dry_run) {
     return report(st.error());
   }
+  if (dry_run) store = dry_run_store(std::move(store));
   Ingest ingest(dry_run, json, store.get(), settings_of(ctx), false);
   for (const auto& p : paths) {
     if (auto r = ingest.path(p); !r) return report(r.error());
@@ -467,6 +484,7 @@ int cmd_fetch(const Context& ctx, const Args& args) {
   } else if (!dry_run) {
     return report(st.error());
   }
+  if (dry_run) store = dry_run_store(std::move(store));
   auto session = imap::Session::open(ic);
   if (!session) return report(session.error());
   auto uids = session->unseen();
