@@ -94,9 +94,21 @@ struct Options {
   std::vector<std::string> files;
 };
 
+// What loop closing did (or, dry run, would do). The lists keep the first kShown of each for
+// the report, so memory stays flat over any log; the totals count all.
+constexpr std::size_t kShown = 1000;
 struct Actions {
-  std::vector<core::Suppression> suppressions;  // added (or, dry run, that would be)
-  std::vector<core::Backoff> backoffs;          // set (or would be)
+  std::vector<core::Suppression> suppressions;
+  std::vector<core::Backoff> backoffs;
+  std::int64_t suppressions_total = 0, backoffs_total = 0;
+  void add(core::Suppression s) {
+    ++suppressions_total;
+    if (suppressions.size() < kShown) suppressions.push_back(std::move(s));
+  }
+  void add(core::Backoff b) {
+    ++backoffs_total;
+    if (backoffs.size() < kShown) backoffs.push_back(std::move(b));
+  }
 };
 
 class Run {
@@ -184,8 +196,8 @@ Result<void> Run::apply_now(const maillog::Batch& b) {
       if (auto r = store_.set_backoff(p); !r) return tl::unexpected(r.error());
     }
   }
-  for (auto& s : sup) actions_.suppressions.push_back(std::move(s));
-  for (auto& p : pauses) actions_.backoffs.push_back(std::move(p));
+  for (auto& s : sup) actions_.add(std::move(s));
+  for (auto& p : pauses) actions_.add(std::move(p));
   return {};
 }
 
@@ -215,7 +227,9 @@ Result<void> Run::commit(Cursor& c) {
     auto [it, fresh] = anomalies_.try_emplace({a.kind, a.day, a.stream, a.subject}, a);
     if (!fresh) it->second.count += a.count;
   }
-  for (const auto& h : b.domain_hits) domain_hits_[{h.domain, h.day}] += h.count;
+  if (o_.dry_run) {  // a real run reads the totals back from the store
+    for (const auto& h : b.domain_hits) domain_hits_[{h.domain, h.day}] += h.count;
+  }
   c.from = c.to;
   c.lines = 0;
   return {};
@@ -395,7 +409,7 @@ Result<void> Run::finish() {
     RAMPART_TRY(n, store_.add_suppressions(feedback_.category, sup, now));
     (void)n;
   }
-  for (auto& x : sup) actions_.suppressions.push_back(std::move(x));
+  for (auto& x : sup) actions_.add(std::move(x));
   // Throttled / reputation share, on the days this run touched.
   std::vector<core::Aggregate> touched;
   for (const auto& a : days) {
@@ -406,7 +420,7 @@ Result<void> Run::finish() {
     if (!o_.dry_run) {
       if (auto r = store_.set_backoff(b); !r) return r;
     }
-    actions_.backoffs.push_back(b);
+    actions_.add(b);
   }
   // Zero-delivery days: from the day before the first one read.
   std::map<std::pair<std::string, std::int64_t>, std::int64_t> accepted;
@@ -474,11 +488,12 @@ void Run::print() const {
         "\"unparsed\": {}, \"unparsed_by_reason\": {}, \"filter_hops\": {}, \"local_hops\": {}, "
         "\"other_status\": {}, \"unattributed\": {}, \"unknown_operator\": {}, "
         "\"backwards\": {}, \"skipped_bytes\": {}, \"anomalies\": {}, \"anomaly_list\": {}, "
-        "\"suppressions\": {}, \"backoffs\": {}, \"notes\": {}}}}}\n",
+        "\"suppressions\": {}, \"suppressions_total\": {}, \"backoffs\": {}, "
+        "\"backoffs_total\": {}, \"notes\": {}}}}}\n",
         o_.dry_run, files_read_, files_failed, s.lines, s.deliveries, s.sent, s.deferred, s.bounced,
         s.expired, s.unparsed, reasons, s.filter_hops, s.local_hops, s.other_status, s.unattributed,
-        s.unknown_operator, s.backwards, skipped_bytes_, anomalies_.size(), anomalies, sups, backs,
-        notes_json);
+        s.unknown_operator, s.backwards, skipped_bytes_, anomalies_.size(), anomalies, sups,
+        actions_.suppressions_total, backs, actions_.backoffs_total, notes_json);
   } else {
     if (!found_.empty()) {
       out += fmt::format("{:<10}  {:<10}  {:<15}  {:<18}  {:<17}  {:<19}  {:<7}  {:>7}  {}\n",
@@ -508,6 +523,10 @@ void Run::print() const {
                          static_cast<double>(b.permille) / 1000.0, core::format_utc(b.until),
                          b.reason);
     }
+    const auto more =
+        actions_.suppressions_total + actions_.backoffs_total -
+        static_cast<std::int64_t>(actions_.suppressions.size() + actions_.backoffs.size());
+    if (more > 0) out += fmt::format("... and {} more suppressions and back-offs\n", more);
     for (const auto& n : notes) out += fmt::format("note: {}\n", n);
     out += fmt::format(
         "{}{} files, {} lines: {} deliveries ({} sent, {} deferred, {} bounced, {} expired), "

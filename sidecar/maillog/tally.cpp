@@ -268,12 +268,12 @@ struct Tally::Impl {
       if (auto it = op_by_host.find(d.relay_host); it != op_by_host.end()) {
         op = it->second;
       } else {
-        if (op_by_host.size() > 100000) op_by_host.clear();
+        if (op_by_host.size() > 20000) op_by_host.clear();
         op = rules.operator_for_host(d.relay_host);
         op_by_host.emplace(std::string(d.relay_host), op);
       }
       if (!dom.empty()) {
-        if (op_by_domain.size() > 200000) op_by_domain.clear();
+        if (op_by_domain.size() > 50000) op_by_domain.clear();
         op_by_domain.insert_or_assign(dom, op);
       }
       return op;

@@ -84,7 +84,7 @@ class Tally {
   // `rules` and `classifier` must outlive the Tally. max_messages bounds the per-queue-id state
   // (oldest forgotten first; a forgotten message is attributed by its transport only).
   Tally(const core::RuleSet& rules, const core::Classifier& classifier,
-        std::size_t max_messages = 1u << 20);
+        std::size_t max_messages = 1u << 17);
   ~Tally();
   Tally(Tally&&) noexcept;
   Tally& operator=(Tally&&) noexcept;
