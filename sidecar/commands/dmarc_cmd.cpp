@@ -99,26 +99,16 @@ struct DmarcSettings {
 };
 
 DmarcSettings settings_of(const Context& ctx) {
-  DmarcSettings s;
+  constexpr std::string_view t = "sidecar.dmarc";
   const auto& c = ctx.cfg;
-  auto size = [&](std::string_view key, std::size_t& into) {
-    try {
-      into = static_cast<std::size_t>(c.size("sidecar.dmarc", key));
-    } catch (const std::exception&) {
-    }
-  };
-  auto integer = [&](std::string_view key, auto& into) {
-    try {
-      into = static_cast<std::remove_reference_t<decltype(into)>>(c.integer("sidecar.dmarc", key));
-    } catch (const std::exception&) {
-    }
-  };
-  size("max_compressed", s.unpack.max_compressed);
-  size("max_decompressed", s.unpack.max_decompressed);
-  integer("max_depth", s.unpack.max_depth);
-  integer("no_report_days", s.no_report_days);
-  integer("egress_pass_percent", s.egress_pass_percent);
-  integer("outside_fail_messages", s.outside_fail_messages);
+  DmarcSettings s;
+  s.unpack.max_compressed = static_cast<std::size_t>(c.size(t, "max_compressed"));
+  s.unpack.max_decompressed = static_cast<std::size_t>(c.size(t, "max_decompressed"));
+  s.unpack.max_total = std::max(s.unpack.max_total, s.unpack.max_decompressed);
+  s.unpack.max_depth = static_cast<int>(std::min<std::int64_t>(c.integer(t, "max_depth"), 64));
+  s.no_report_days = c.integer(t, "no_report_days");
+  s.egress_pass_percent = c.integer(t, "egress_pass_percent");
+  s.outside_fail_messages = c.integer(t, "outside_fail_messages");
   return s;
 }
 
@@ -344,8 +334,9 @@ Result<void> Ingest::path(const std::string& arg) {
   std::vector<fs::path> files;
   if (is_maildir(p)) {
     for (const char* sub : {"new", "cur"}) {
-      for (const auto& e : fs::directory_iterator(p / sub, ec)) {
-        if (e.is_regular_file(ec)) files.push_back(e.path());
+      for (auto it = fs::directory_iterator(p / sub, ec); !ec && it != fs::directory_iterator();
+           it.increment(ec)) {
+        if (it->is_regular_file(ec)) files.push_back(it->path());
       }
     }
   } else {
@@ -417,7 +408,9 @@ int cmd_ingest(const Context& ctx, const Args& args) {
       if (i + 1 >= args.size() || (args[i + 1] != "table" && args[i + 1] != "json"))
         return usage_error("dmarc ingest: --format wants table or json");
       json = args[++i] == "json";
-    } else if (!a.starts_with("-") || a == "-") {
+    } else if (a == "-") {
+      return usage_error("dmarc ingest: reading stdin is not supported; give a file or directory");
+    } else if (!a.starts_with("-")) {
       paths.push_back(a);
     } else {
       return usage_error(fmt::format("dmarc ingest: unknown option '{}'", a));
@@ -623,7 +616,10 @@ int cmd_report(const Context& ctx, const Args& args) {
     Row row{&r, "", ""};
     if (auto it = stream_of_ip.find(r.source_ip); it != stream_of_ip.end()) row.stream = it->second;
     const auto failing = r.messages - r.dmarc_pass;
-    if (!row.stream.empty() && r.dmarc_pass * 100 < settings.egress_pass_percent * r.messages) {
+    // In double: the counts come from reports anyone can send (no int64 overflow to exploit).
+    if (!row.stream.empty() &&
+        static_cast<double>(r.dmarc_pass) * 100.0 <
+            static_cast<double>(settings.egress_pass_percent) * static_cast<double>(r.messages)) {
       row.flag = fmt::format("egress below {}% pass", settings.egress_pass_percent);
     } else if (row.stream.empty() && failing >= settings.outside_fail_messages) {
       row.flag = fmt::format("outside IP: {} failing messages as you", failing);

@@ -24,8 +24,10 @@ using core::dmarc::Record;
 using core::dmarc::Report;
 
 constexpr std::string_view kDmarcbisNamespace = "urn:ietf:params:xml:ns:dmarc-2.0";
-constexpr std::size_t kMaxRepairLines = 100;           // the rest are counted, not listed
-constexpr std::int64_t kMaxCount = 1'000'000'000'000;  // per record: sums stay far from overflow
+constexpr std::size_t kMaxRepairLines = 100;  // the rest are counted, not listed
+// Per record. A billion messages from one IP in one report is far beyond any real one; summed
+// over a million records and any number of reports it stays far from int64 overflow.
+constexpr std::int64_t kMaxCount = 1'000'000'000;
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
 constexpr bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }

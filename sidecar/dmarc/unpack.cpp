@@ -3,6 +3,8 @@
 // Pure: no file or network I/O, no clock, no logging; never throws (bad_alloc aside).
 #include "dmarc/unpack.hpp"
 
+#include "core/text.hpp"
+
 #include <zlib.h>
 
 #include <algorithm>
@@ -76,13 +78,11 @@ std::string size_text(std::size_t n) {
 
 // Names from archives and headers go into `where` strings, which end up in logs: keep them on
 // one line and short.
+// Valid UTF-8 too (a Latin-1 file name in a zip is common): `where` is stored as TEXT, which
+// PostgreSQL refuses to hold invalid bytes in.
 std::string printable(std::string_view s) {
   constexpr std::size_t kMax = 200;
-  std::string out;
-  for (char c : s.substr(0, kMax)) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
-  }
+  std::string out = core::utf8_clean(s.substr(0, kMax));
   if (s.size() > kMax) out += "...";
   return out;
 }
@@ -623,14 +623,16 @@ std::string param(const std::vector<std::pair<std::string, std::string>>& params
   }
   std::string joined;
   bool found = false;
+  const std::string bare_star = fmt::format("{}*", want);
   for (int k = 0; k < 100; ++k) {
     bool part = false;
+    const std::string plain = fmt::format("{}*{}", want, k);
+    const std::string plain_star = plain + "*";
     for (const auto& [n, v] : params) {
-      const std::string plain = fmt::format("{}*{}", want, k);
       if (n == plain) {
         joined += v;
         part = true;
-      } else if (n == plain + "*" || (k == 0 && n == fmt::format("{}*", want))) {
+      } else if (n == plain_star || (k == 0 && n == bare_star)) {
         std::string_view val = v;
         if (k == 0) {
           // charset'language'value
@@ -836,9 +838,11 @@ std::string decode_header(std::string_view s) {
   while (i < s.size()) {
     if (s.compare(i, 2, "=?") == 0) {
       // An encoded-word has exactly four '?' and no white space.
+      // RFC 2047 §2: an encoded-word is at most 75 characters, which also keeps this scan
+      // linear over a header of nothing but "=?".
       std::size_t j = i + 2;
       int marks = 0;
-      while (j < s.size() && !is_space(s[j])) {
+      while (j < s.size() && j < i + 75 && !is_space(s[j])) {
         if (s[j] == '?') {
           ++marks;
           if (marks == 3 && j + 1 < s.size() && s[j + 1] == '=') break;

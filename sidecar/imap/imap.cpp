@@ -865,8 +865,11 @@ Result<void> Session::done(std::uint32_t uid) {
   RAMPART_TRY(del, s.exec_ok(Command(fmt::format("UID STORE {} +FLAGS.SILENT (\\Deleted)", uid)),
                              fmt::format("flagging uid {} deleted", uid), Errc::Temporary));
   (void)del;
-  const bool uidplus = s.has_cap("UIDPLUS");
-  RAMPART_TRY(gone, s.exec_ok(Command(uidplus ? fmt::format("UID EXPUNGE {}", uid) : "EXPUNGE"),
+  // Only UID EXPUNGE removes just this message: a plain EXPUNGE would also remove whatever
+  // someone else flagged \Deleted in a shared mailbox. Without UIDPLUS the copy is made and the
+  // original stays flagged (seen, so it is not fetched again) for the mailbox's own expunge.
+  if (!s.has_cap("UIDPLUS")) return {};
+  RAMPART_TRY(gone, s.exec_ok(Command(fmt::format("UID EXPUNGE {}", uid)),
                               fmt::format("expunging uid {}", uid), Errc::Temporary));
   (void)gone;
   return {};

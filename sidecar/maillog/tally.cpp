@@ -437,6 +437,9 @@ struct Tally::Impl {
             f.address,
             fmt::format("{}[{}]: bind {}: {}{}", h.program, h.pid.value_or(0), f.address, f.reason,
                         s == nullptr ? " (no stream's egress_ip)" : ""));
+    // One entry per smtp process that failed to bind, until its next delivery; processes that
+    // exit without one would leave theirs behind, so the map is bounded.
+    if (bind_pending.size() > 10000) bind_pending.clear();
     bind_pending[proc_key(h)] = std::string(f.address);
   }
 

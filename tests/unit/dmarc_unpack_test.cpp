@@ -216,6 +216,16 @@ bool any_reason(const Unpacked& u, std::string_view needle) {
 
 }  // namespace
 
+TEST_CASE("unpack: a Subject of nothing but \"=?\" decodes in linear time") {
+  std::string subject;
+  for (int i = 0; i < 80000; ++i) subject += "=?x";
+  const std::string msg = "From: a@example.org\r\nSubject: " + subject +
+                          "\r\nContent-Type: text/plain\r\n\r\nhello\r\n";
+  const auto got = unpack(msg, "m.eml");  // quadratic before: seconds; now well under one
+  CHECK(got.message);
+  CHECK(got.subject.size() == subject.size());
+}
+
 TEST_CASE("sniff: names what the bytes start as") {
   struct Case {
     const char* label;
@@ -333,6 +343,12 @@ TEST_CASE("unpack: zip entries stored and deflated, bounded") {
     CHECK(got.documents[1].where == "x.zip > b.xml.gz");
     CHECK(got.documents[1].xml == kXml2);
     CHECK(got.refused.empty());
+  }
+  SUBCASE("a Latin-1 entry name comes out as valid UTF-8 (where is stored as TEXT)") {
+    const auto z = make_zip({{"r\xfc.xml", kXml, false}});
+    const auto got = unpack(z, "x.zip");
+    REQUIRE(got.documents.size() == 1);
+    CHECK(got.documents[0].where == "x.zip > r?.xml");
   }
   SUBCASE("10,000 entries refused whole") {
     std::vector<ZipEntry> many;
