@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "commands/context.hpp"
+#include "core/cidr_set.hpp"
 #include "core/dmarc.hpp"
 #include "core/limits.hpp"
 #include "core/ruleset.hpp"
@@ -83,6 +84,13 @@ constexpr std::string_view kReportUsage =
     "csv\n"
     "\n"
     "Exit status: 0 nothing flagged, 1 something flagged, 64 usage, 75 store unreachable.";
+
+// One spelling per address ("2001:DB8::1" and "2001:db8:0::1" are the same egress IP); text
+// that is no address stays as it is.
+std::string canonical_ip(std::string_view text) {
+  const auto a = core::IpAddress::parse(text);
+  return a ? a->str() : std::string(text);
+}
 
 constexpr int kExitData = 65;     // EX_DATAERR: a report was refused
 constexpr int kExitNoInput = 66;  // EX_NOINPUT
@@ -600,7 +608,7 @@ int cmd_report(const Context& ctx, const Args& args) {
 
   std::map<std::string, std::string> stream_of_ip;
   for (const auto& s : (*rs)->spec().streams) {
-    if (!s.egress_ip.empty()) stream_of_ip.emplace(s.egress_ip, s.name);
+    if (!s.egress_ip.empty()) stream_of_ip.emplace(canonical_ip(s.egress_ip), s.name);
   }
   auto pct = [](std::int64_t n, std::int64_t d) {
     return d > 0 ? 100.0 * static_cast<double>(n) / static_cast<double>(d) : 0.0;
@@ -614,7 +622,8 @@ int cmd_report(const Context& ctx, const Args& args) {
   int flagged = 0;
   for (const auto& r : *rows) {
     Row row{&r, "", ""};
-    if (auto it = stream_of_ip.find(r.source_ip); it != stream_of_ip.end()) row.stream = it->second;
+    if (auto it = stream_of_ip.find(canonical_ip(r.source_ip)); it != stream_of_ip.end())
+      row.stream = it->second;
     const auto failing = r.messages - r.dmarc_pass;
     // In double: the counts come from reports anyone can send (no int64 overflow to exploit).
     if (!row.stream.empty() &&
