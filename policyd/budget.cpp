@@ -114,12 +114,20 @@ void Budget::refresh(bool force, std::function<void(Snapshot)> done) {
         seen_version_ = v->version;
       }
     }
-    if (auto b = store_->backoffs(now)) snap.backoffs = std::move(*b);
+    if (auto b = store_->backoffs(now)) {
+      snap.backoffs = std::move(*b);
+      snap.backoffs_read = true;
+    } else if (snap.error.empty()) {
+      snap.error = b.error().what;
+    }
     // Every stream's day history: send-days warm-ups count from it, `rampart caps` shows it.
     if (auto rows = store_->counters("day:", core::day_of(now) - 400)) {
       for (const auto& r : *rows) {
         snap.history[r.scope.substr(4)].push_back({r.bucket, r.used});
       }
+      snap.history_read = true;
+    } else if (snap.error.empty()) {
+      snap.error = rows.error().what;
     }
     (void)store_->sweep_leases(now - settings_.lease_ttl.count());
     (void)store_->prune_counters(now);

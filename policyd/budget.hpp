@@ -29,7 +29,11 @@ struct Snapshot {
   std::shared_ptr<const core::RuleSet> rules;  // nullptr: unchanged (or the reload failed)
   std::int64_t version = -1;                   // rules_version of `rules`
   std::string error;                           // a failed read or reload, for the log
+  // Read this time? A failed read keeps what the daemon holds: with the store unreachable, a
+  // pause must not lapse (nor a send-days warm-up restart) because a poll failed.
+  bool backoffs_read = false;
   std::vector<core::Backoff> backoffs;
+  bool history_read = false;
   std::map<std::string, std::vector<core::DayCount>, std::less<>> history;  // by stream
 };
 

@@ -109,7 +109,8 @@ int main(int argc, char** argv) {
     bool loaded = false;
     std::string load_error;
     budget.refresh(true, [&](policyd::Snapshot snap) {
-      loaded = snap.rules != nullptr;
+      // Serving without the back-offs would let a pause lapse: both or nothing.
+      loaded = snap.rules != nullptr && snap.backoffs_read;
       load_error = snap.error;
       server.apply(std::move(snap));
     });
@@ -149,7 +150,7 @@ int main(int argc, char** argv) {
       budget.refresh(force, [&, force](policyd::Snapshot snap) {
         if (!snap.error.empty()) {
           obs::log(obs::Level::Warning, "rules.reload_failed",
-                   fmt::format("error=\"{}\" effect=\"old rules kept\"", snap.error));
+                   fmt::format("error=\"{}\" effect=\"old rules and back-offs kept\"", snap.error));
         }
         const bool changed = snap.rules != nullptr;
         const bool backoffs_changed = server.apply(std::move(snap));

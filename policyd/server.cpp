@@ -377,9 +377,13 @@ bool Server::apply(Snapshot snap) {
     rules_ = std::move(snap.rules);
     version_ = snap.version;
   }
-  const bool changed = snap.backoffs != backoffs_;
-  backoffs_ = std::move(snap.backoffs);
-  history_ = std::move(snap.history);
+  // What could not be read this time stays as it was (see Snapshot).
+  bool changed = false;
+  if (snap.backoffs_read) {
+    changed = snap.backoffs != backoffs_;
+    backoffs_ = std::move(snap.backoffs);
+  }
+  if (snap.history_read) history_ = std::move(snap.history);
   return changed;
 }
 

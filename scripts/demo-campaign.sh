@@ -141,6 +141,8 @@ send paused 2526 notices@send.example.org nurse@contoso.example >"$LAB_DIR/pause
 cat "$LAB_DIR/paused.out"
 "$cli" --config "$cfg" backoff list | sed 's/^/    /'
 "$cli" --config "$cfg" backoff clear healthcare microsoft-365
+lab_wait_for "$LAB_DIR/rampart-policyd.log" 'backoffs\.loaded active=0' 10 ||
+  lab_fatal "rampart-policyd did not see the back-off cleared"
 
 # Messages that leave: signed, the clean contoso recipient of the list, the institutional one,
 # and the burst's first message.

@@ -41,6 +41,7 @@ today=$(date -u +%F)
   printf '[[stream]]\nname = "spare"\nports = [2527]\ntransport = "out05"\n'
   printf 'daily_ceiling = 100000\n\n'
   printf '[[stream]]\nname = "fresh"\nports = [2528]\ntransport = "out05"\n\n'
+  printf '[[stream]]\nname = "paused"\nports = [2529]\ntransport = "out05"\n\n'
   printf '[[stream]]\nname = "ramped"\nports = [2526]\ntransport = "out05"\n'
   printf 'warmup = { start = "%s", count = "calendar", ramp = "r150" }\n\n' "$today"
   printf '[[ramp]]\nname = "r150"\nsteps = [ { day = 0, hourly = %s } ]\n\n' "$HOURLY"
@@ -53,7 +54,7 @@ for host in a b; do
   {
     printf '[store]\nurl = "%s"\nconnect_timeout = "1s"\n' "$url"
     printf '[policyd]\nlisten = ["inet:127.0.0.1:%s"]\ndns_servers = ["127.0.0.1:53"]\n' "$port"
-    printf 'host_id = "host-%s"\n' "$host"
+    printf 'host_id = "host-%s"\nrules_poll_interval = "1s"\n' "$host"
   } >"$LAB_DIR/$host.toml"
 done
 lab_exec "$cli_bin" --config "$LAB_DIR/a.toml" db migrate >"$LAB_DIR/migrate.log" 2>&1 ||
@@ -119,6 +120,9 @@ lab_expect_eq "$hour_ok" \
 lab_expect_eq 0 "$(psql_q "SELECT COUNT(*) FROM leases WHERE units > 0 AND scope IN ('op:fleet/microsoft', 'hour:ramped')")" \
   "(c) no lease is left outstanding"
 # --- (d) the store goes away ------------------------------------------------------------------
+lab_exec "$cli_bin" --config "$LAB_DIR/a.toml" backoff set paused microsoft --pause --until 2h \
+  --reason "fleet test pause" >"$LAB_DIR/backoff.log" 2>&1 ||
+  { cat "$LAB_DIR/backoff.log" >&2; lab_fatal "backoff set failed"; }
 lab_spawn policyd-a2 "$policyd_bin" --config "$LAB_DIR/a.toml"
 lab_wait_for "$LAB_DIR/policyd-a2.log" '^listening on inet:127\.0\.0\.1:10041$' 10 ||
   lab_fatal "host a did not start again"
@@ -139,6 +143,13 @@ lab_expect_line "$LAB_DIR/d3.out" '^FIRST DEFER_IF_PERMIT DEFER_IF_PERMIT 4\.3\.
   "(d) with 4.3.0 naming the store" "FIRST"
 lab_expect_line "$LAB_DIR/policyd-a2.log" 'warning store\.lease_failed scope=day:fresh ' \
   "(d) and logged the failed lease" "lease_failed"
+# A poll that cannot read the store keeps the back-offs it has: the pause stays in force.
+n=$(grep -c 'rules\.reload_failed' "$LAB_DIR/policyd-a2.log" || true)
+lab_wait_count "$LAB_DIR/policyd-a2.log" 'rules\.reload_failed' $((n + 2)) 10 ||
+  lab_fatal "host a did not poll the stopped store"
+hammer1 "$LAB_DIR/d4.out" 5 2529
+lab_expect_line "$LAB_DIR/d4.out" '^FIRST DEFER_IF_PERMIT DEFER_IF_PERMIT 4\.7\.1 rampart: pause \(0/0\) for stream paused operator microsoft' \
+  "(d) a pause set before the store went away is still enforced after failed polls" "FIRST"
 lab_stop policyd-a2
 
 for name in policyd-a policyd-b policyd-a2; do  # an ASan/UBSan build reports into the daemon's log
