@@ -377,6 +377,59 @@ Result<std::optional<Line>> LogReader::next() {
   }
 }
 
+Result<std::optional<Chunk>> LogReader::next_chunk(Chunk recycled) {
+  // Fill the buffer first: the bigger the chunk, the fewer hand-overs.
+  if (!skipping_ && !eof_ && (end_ - begin_) < cap_ / 2) {
+    if (auto n = fill(); !n && end_ == begin_) return tl::unexpected(n.error());
+    // An error with lines still buffered: they go first, the next call reports it.
+  }
+  const char* const p = buf_.get() + begin_;
+  const std::size_t avail = end_ - begin_;
+  const void* last = skipping_ || avail == 0 ? nullptr : ::memrchr(p, '\n', avail);
+  if (last == nullptr) {
+    // No whole line buffered: an overlong line, a line longer than what is buffered, or a final
+    // line without \n. next() knows them all; its line is copied into the chunk.
+    RAMPART_TRY(line, next());
+    if (!line) return std::optional<Chunk>{};
+    Chunk c = std::move(recycled);
+    if (c.storage == nullptr || c.capacity < line->text.size()) {
+      c.capacity = std::max(line->text.size(), std::size_t{4096});
+      c.storage = std::make_unique_for_overwrite<char[]>(c.capacity);
+    }
+    std::memcpy(c.storage.get(), line->text.data(), line->text.size());
+    c.text = {c.storage.get(), line->text.size()};
+    c.offset = line->offset;
+    c.end = line->end;
+    c.overlong = line->overlong;
+    return std::optional<Chunk>{std::move(c)};
+  }
+  const auto size = static_cast<std::size_t>(static_cast<const char*>(last) - p) + 1;
+  if (pos_ == 0 && !identity_) {
+    const void* nl = std::memchr(p, '\n', std::min(size, opts_.max_line + 1));
+    note_identity(
+        nl != nullptr
+            ? std::string_view{p, static_cast<std::size_t>(static_cast<const char*>(nl) - p) + 1}
+            : std::string_view{p, opts_.max_line});
+  }
+  // Hand the buffer over with the chunk; the unfinished line after it moves to the new buffer.
+  Chunk c = std::move(recycled);
+  if (c.storage == nullptr || c.capacity != cap_) {
+    c.storage = std::make_unique_for_overwrite<char[]>(cap_);
+    c.capacity = cap_;
+  }
+  std::swap(c.storage, buf_);
+  const std::size_t tail = avail - size;
+  if (tail > 0) std::memcpy(buf_.get(), c.storage.get() + begin_ + size, tail);
+  c.text = {c.storage.get() + begin_, size};
+  c.offset = pos_;
+  c.end = pos_ + static_cast<std::int64_t>(size);
+  c.overlong = false;
+  begin_ = 0;
+  end_ = tail;
+  pos_ = offset_ = c.end;
+  return std::optional<Chunk>{std::move(c)};
+}
+
 Result<void> LogReader::rewind() {
   if (::lseek(fd_.get(), 0, SEEK_SET) < 0) {
     error_ = make_error(fmt::format("seek: {}", errno_text(errno)));

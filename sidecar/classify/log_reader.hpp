@@ -34,6 +34,23 @@ struct Line {
   bool overlong = false;    // text holds only the first Options::max_line bytes
 };
 
+// A run of whole lines taken out of a LogReader with next_chunk(): the reader hands over its
+// buffer, so the lines stay valid for as long as the chunk lives, on any thread.
+struct Chunk {
+  // The lines, each ending in \n, except that the last may lack it when the content is complete
+  // (a final line without \n). A line longer than Options::max_line is overlong, as next()
+  // would say: its first max_line bytes stand for it. Empty: a chunk to recycle.
+  std::string_view text;
+  std::int64_t offset = 0;  // content offset of text's first byte
+  std::int64_t end = 0;     // content offset after the chunk (more than offset + text.size()
+                            // when `overlong` stands for a line whose rest was skipped)
+  // text is one line, cut at max_line, of a line too long for the buffer (Line::overlong).
+  bool overlong = false;
+
+  std::unique_ptr<char[]> storage;  // text points into it (or into a line copied there)
+  std::size_t capacity = 0;
+};
+
 class Follower;
 
 // Reads one log's content line by line. Offsets are content offsets: decompressed bytes for gzip.
@@ -67,6 +84,12 @@ class LogReader {
   // later next() picks up whatever was appended meanwhile.
   [[nodiscard]] Result<std::optional<Line>> next();
 
+  // The next run of whole lines, up to the buffer's size (1 MiB), nullopt at the end for now:
+  // the same lines as next() would return one by one, with the same rules for a final line
+  // without \n and for overlong lines. `recycled` is an earlier chunk whose storage is reused
+  // (none: a new buffer is allocated). Mixing next() and next_chunk() on one reader is fine.
+  [[nodiscard]] Result<std::optional<Chunk>> next_chunk(Chunk recycled = {});
+
   // Declares the content complete from now on (like Options::final_partial), e.g. once a
   // rotated-away file has gone quiet.
   void mark_complete() { complete_ = true; }
@@ -75,6 +98,7 @@ class LogReader {
   // Content bytes read past offset() but not returned: the unfinished final line.
   std::int64_t pending_tail() const { return read_total_ - offset_; }
   bool compressed() const { return zs_ != nullptr; }
+  std::size_t max_line() const { return opts_.max_line; }
   const std::string& path() const { return path_; }
 
   LogReader(LogReader&&) noexcept;

@@ -4,21 +4,29 @@
 // keeps the cursors and writes the store.
 //
 // Idempotency: each log is known by its content identity (a hash of its first line) and read
-// from its stored cursor. Every batch (at most --batch lines) is committed in one transaction
+// from its stored cursor. Every batch (--batch lines, rounded up to the end of a read chunk of
+// at most 1 MiB when reading a file; exact with --follow) is committed in one transaction
 // together with the cursor it moves (Store::commit_classify), so a kill -9 leaves the store as
 // the last commit left it and a re-run carries on from there: the totals equal one clean run.
 // Suppressions and pauses found in a batch are written before the batch is committed (they are
 // idempotent), so a crash between the two loses nothing.
 #include <sys/stat.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <functional>
+#include <limits>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -60,7 +68,8 @@ constexpr std::string_view kUsage =
     "  --follow          keep reading FILE as it grows, across rotation (rename or\n"
     "                    copytruncate); commits every --interval; stops on SIGINT or SIGTERM\n"
     "  --interval SECS   --follow: longest time between commits (default 10)\n"
-    "  --batch N         lines per store transaction (default 200000)\n"
+    "  --batch N         lines per store transaction (default 200000), rounded up to\n"
+    "                    the end of a read chunk (at most 1 MiB) when reading files\n"
     "\n"
     "Exit status: 0 ok, 64 usage, 66 a log could not be read (the others were), 75 store\n"
     "unreachable, 78 rules error.";
@@ -111,6 +120,137 @@ struct Actions {
   }
 };
 
+// Reads one log on two threads, the caller's and one more, which take chunks (up to 1 MiB of
+// whole lines) from the reader in turn. Each parses its chunk's lines and counts them into a
+// Tally of its own (Tally::count_kind), keeping the parsed stateful lines; then, in log order,
+// one chunk at a time (its "turn"), it hands the chunk's stamps (count_line) and stateful lines
+// (feed_state) to the shared Tally and calls `done` with the chunk's end. The parsing, most of
+// the work, runs on both threads at once; the turns are short.
+class TwoThreadRead {
+ public:
+  // After a chunk's turn: its end offset and line count, on either thread (`main` says which).
+  // false stops the read (the error is the callback's to keep).
+  using Done = std::function<bool(std::int64_t end, std::int64_t lines, bool main)>;
+
+  TwoThreadRead(logreader::LogReader& r, const maillog::Clock& clock, maillog::Tally& tally,
+                const core::RuleSet& rules, const core::Classifier& classifier)
+      : reader_(r), clock_(clock), tally_(tally), rules_(rules), classifier_(classifier) {}
+
+  // Reads to the end (or to a read error, returned after the lines before it went in).
+  std::optional<Error> run(const Done& done) {
+    maillog::Tally other(rules_, classifier_);
+    std::thread helper([&] { loop(other, done, false); });
+    maillog::Tally mine(rules_, classifier_);
+    loop(mine, done, true);
+    helper.join();
+    tally_.add_summary(mine.summary());
+    tally_.add_summary(other.summary());
+    return error_;
+  }
+
+ private:
+  struct Work {
+    std::vector<core::UnixTime> stamps;  // each line's, kNoStamp for a line without one
+    // The lines for feed_state, parsed (views into the chunk): the first `stateful` of `parsed`,
+    // whose further elements are room reused from chunk to chunk.
+    std::vector<maillog::ParsedLine> parsed;
+    std::size_t stateful = 0;
+  };
+  static constexpr core::UnixTime kNoStamp = std::numeric_limits<core::UnixTime>::min();
+
+  void loop(maillog::Tally& census, const Done& done, bool main) {
+    Work w;
+    const std::size_t max_line = reader_.max_line();
+    for (;;) {
+      std::uint64_t seq = 0;
+      logreader::Chunk chunk;
+      bool last = false;
+      {
+        const std::lock_guard lock(read_mu_);
+        if (reading_done_) return;
+        seq = next_seq_++;
+        auto got = reader_.next_chunk(std::move(spare_[main ? 0 : 1]));
+        if (!got) {
+          read_error_ = got.error();
+          reading_done_ = last = true;
+        } else if (!*got) {
+          reading_done_ = last = true;
+        } else {
+          chunk = std::move(**got);
+        }
+      }
+      w.stamps.clear();
+      w.stateful = 0;
+      std::int64_t lines = 0;
+      if (chunk.overlong) {
+        census.overlong();
+        lines = 1;
+      } else {
+        std::string_view text = chunk.text;
+        while (!text.empty()) {
+          const auto nl = text.find('\n');
+          const auto line = text.substr(0, nl);
+          text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+          ++lines;
+          if (line.size() > max_line) {
+            census.overlong();
+            continue;
+          }
+          // Parsed into the next free slot, which only a stateful line keeps.
+          if (w.stateful == w.parsed.size()) w.parsed.emplace_back();
+          auto& pl = w.parsed[w.stateful];
+          maillog::parse_line(line, clock_, pl);
+          w.stamps.push_back(pl.dated ? pl.header.time : kNoStamp);
+          census.count_kind(pl);
+          if (maillog::Tally::stateful(pl)) ++w.stateful;
+        }
+      }
+      {
+        std::unique_lock lock(turn_mu_);
+        turn_cv_.wait(lock, [&] { return turn_ == seq || stopped_; });
+        if (stopped_) return;
+      }
+      // This chunk's turn: the shared Tally is this thread's until turn_ moves on.
+      bool go_on = !last;
+      if (!last) {
+        for (const auto t : w.stamps) tally_.count_line(t != kNoStamp, t);
+        for (std::size_t i = 0; i < w.stateful; ++i) tally_.feed_state(w.parsed[i]);
+        go_on = done(chunk.end, lines, main);
+      } else if (read_error_) {
+        error_ = read_error_;
+      }
+      {
+        const std::lock_guard lock(read_mu_);
+        spare_[main ? 0 : 1] = std::move(chunk);
+        if (!go_on) reading_done_ = true;
+      }
+      {
+        const std::lock_guard lock(turn_mu_);
+        ++turn_;
+        if (!go_on) stopped_ = true;
+        turn_cv_.notify_all();
+      }
+      if (!go_on) return;
+    }
+  }
+
+  logreader::LogReader& reader_;
+  const maillog::Clock clock_;
+  maillog::Tally& tally_;
+  const core::RuleSet& rules_;
+  const core::Classifier& classifier_;
+  std::mutex read_mu_;  // the reader, next_seq_, reading_done_, read_error_, spare_
+  std::uint64_t next_seq_ = 0;
+  bool reading_done_ = false;
+  std::optional<Error> read_error_;
+  std::array<logreader::Chunk, 2> spare_;  // one recycled chunk per thread
+  std::mutex turn_mu_;                     // turn_, stopped_
+  std::condition_variable turn_cv_;
+  std::uint64_t turn_ = 0;  // the chunk whose turn it is
+  bool stopped_ = false;
+  std::optional<Error> error_;  // set in a turn
+};
+
 class Run {
  public:
   Run(const Options& o, store::Store& st, const core::RuleSet& rules,
@@ -118,6 +258,7 @@ class Run {
       : o_(o),
         store_(st),
         rules_(rules),
+        classifier_(classifier),
         tally_(rules, classifier),
         feedback_(rules.spec().effective_feedback()) {}
 
@@ -147,7 +288,8 @@ class Run {
     if (l.overlong) {
       tally_.overlong();
     } else {
-      tally_.feed(maillog::parse_line(l.text, clock));
+      maillog::parse_line(l.text, clock, parsed_);
+      tally_.feed(parsed_);
     }
     c.to = l.end;
     ++c.lines;
@@ -157,7 +299,9 @@ class Run {
   const Options& o_;
   store::Store& store_;
   const core::RuleSet& rules_;
+  const core::Classifier& classifier_;
   maillog::Tally tally_;
+  maillog::ParsedLine parsed_;  // reused line by line
   core::FeedbackSpec feedback_;
   // What this run found, for the report (and, dry run, for loop closing).
   std::map<core::AggregateKey, core::Aggregate> found_;
@@ -283,20 +427,27 @@ Result<void> Run::read_file(const std::string& path) {
   if (!*started) return {};
   Cursor c = std::move(**started);
   ++files_read_;
-  while (true) {
-    auto l = r.next();
-    if (!l) {
-      // The lines before the error are committed; the error is reported.
-      RAMPART_DO(commit(c));
-      std::fprintf(stderr, "rampart: classify: %s\n", l.error().what.c_str());
-      ++files_failed;
-      return {};
+  // Commits happen on the calling thread only (the store is not the helper's to use): after
+  // the first of its chunks that brings the uncommitted lines to the batch size.
+  std::optional<Error> commit_error;
+  TwoThreadRead reading(r, clock, tally_, rules_, classifier_);
+  const auto read_error = reading.run([&](std::int64_t end, std::int64_t lines, bool main) {
+    c.to = end;
+    c.lines += lines;
+    if (!main || c.lines < o_.batch) return true;
+    if (auto ok = commit(c); !ok) {
+      commit_error = ok.error();
+      return false;
     }
-    if (!*l) break;
-    feed(**l, clock, c);
-    if (c.lines >= o_.batch) {
-      RAMPART_DO(commit(c));
-    }
+    return true;
+  });
+  if (commit_error) return tl::unexpected(*commit_error);
+  if (read_error) {
+    // The lines before the error are committed; the error is reported.
+    RAMPART_DO(commit(c));
+    std::fprintf(stderr, "rampart: classify: %s\n", read_error->what.c_str());
+    ++files_failed;
+    return {};
   }
   RAMPART_DO(commit(c));
   if (r.pending_tail() > 0) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 namespace rampart::maillog {
 
@@ -46,6 +47,28 @@ constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
 constexpr bool is_upper_hex(char c) { return is_digit(c) || (c >= 'A' && c <= 'F'); }
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+// starts_with against a literal: a constant-length compare the compiler inlines (the hot path
+// checks a few of these per line; a libc memcmp call each costs more than the compare).
+template <std::size_t N>
+bool has_prefix(std::string_view s, const char (&lit)[N]) {
+  return s.size() >= N - 1 && __builtin_memcmp(s.data(), lit, N - 1) == 0;
+}
+
+// The position of the first ": " in s, or npos.
+std::size_t find_colon_space(std::string_view s) {
+  const char* const begin = s.data();
+  const char* const end = begin + s.size();
+  const char* p = begin;
+  while (p < end) {
+    const auto* c =
+        static_cast<const char*>(std::memchr(p, ':', static_cast<std::size_t>(end - p)));
+    if (c == nullptr || c + 1 >= end) return std::string_view::npos;
+    if (c[1] == ' ') return static_cast<std::size_t>(c - begin);
+    p = c + 1;
+  }
+  return std::string_view::npos;
+}
 
 // `n` decimal digits at s[pos], or -1.
 int digits(std::string_view s, std::size_t pos, std::size_t n) {
@@ -205,16 +228,33 @@ bool is_loopback(std::string_view ip) {
   return dots == 3;
 }
 
+namespace {
+// Character classes of queue ids: bit 0 upper-case hex, bit 1 the long-id alphabet, bit 2 any
+// ASCII letter or digit.
+constexpr auto kQidClass = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (char c : std::string_view{"0123456789ABCDEF"}) t[static_cast<unsigned char>(c)] |= 1;
+  for (char c : std::string_view{"0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz"})
+    t[static_cast<unsigned char>(c)] |= 2;
+  for (int c = 0; c < 256; ++c) {
+    if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) t[c] |= 4;
+  }
+  return t;
+}();
+}  // namespace
+
 bool is_queue_id(std::string_view s) {
-  if (s.size() >= 6 && std::all_of(s.begin(), s.end(), is_upper_hex)) return true;
+  // Both forms are at least 6 characters; the bits every character has decide the form.
+  if (s.size() < 6) return false;
+  unsigned all = 3;
+  for (char c : s) all &= kQidClass[static_cast<unsigned char>(c)];
+  if ((all & 1) != 0) return true;
   // enable_long_queue_ids (global/mail_queue.h): seconds (base 52, 6+ chars) and microseconds
   // (base 52, 4 chars) over the vowel-free alphabet [0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z], then the
   // separator 'z' (the last one), then the inode number in base 51 (no 'z').
+  if ((all & 2) == 0) return false;
   const auto sep = s.rfind('z');
-  if (sep == std::string_view::npos || sep < 10 || sep + 1 >= s.size()) return false;
-  constexpr std::string_view kSafe = "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz";
-  return std::all_of(s.begin(), s.end(),
-                     [&](char c) { return kSafe.find(c) != std::string_view::npos; });
+  return sep != std::string_view::npos && sep >= 10 && sep + 1 < s.size();
 }
 
 namespace {
@@ -245,8 +285,9 @@ int month_number(std::string_view m) {
 }
 }  // namespace
 
-std::optional<core::UnixTime> parse_classic_stamp(std::string_view s, const Clock& clock,
-                                                  std::size_t& consumed) {
+namespace {
+std::optional<core::UnixTime> classic_stamp(std::string_view s, const Clock& clock,
+                                            std::size_t& consumed) {
   if (s.size() < 14 || s[3] != ' ') return std::nullopt;
   const int month = month_number(s.substr(0, 3));
   if (month == 0) return std::nullopt;
@@ -289,6 +330,46 @@ std::optional<core::UnixTime> parse_classic_stamp(std::string_view s, const Cloc
   return std::nullopt;
 }
 
+// The last classic stamp parsed on this thread: consecutive lines mostly share their second, and
+// the same bytes under the same clock always give the same time.
+struct StampCache {
+  std::array<char, 16> text{};
+  std::size_t size = 0;  // 0: empty
+  Clock clock;
+  core::UnixTime time = 0;
+};
+thread_local StampCache stamp_cache;
+
+// Whether s starts with the n (14 or 15) bytes at `text`: two overlapping 8-byte compares.
+bool same_stamp(std::string_view s, const std::array<char, 16>& text, std::size_t n) {
+  if (s.size() < n) return false;
+  std::uint64_t a = 0, b = 0, c = 0, d = 0;
+  std::memcpy(&a, s.data(), 8);
+  std::memcpy(&b, text.data(), 8);
+  std::memcpy(&c, s.data() + n - 8, 8);
+  std::memcpy(&d, text.data() + n - 8, 8);
+  return a == b && c == d;
+}
+}  // namespace
+
+std::optional<core::UnixTime> parse_classic_stamp(std::string_view s, const Clock& clock,
+                                                  std::size_t& consumed) {
+  auto& cache = stamp_cache;
+  if (cache.size != 0 && cache.clock.reference == clock.reference &&
+      cache.clock.utc_offset == clock.utc_offset && same_stamp(s, cache.text, cache.size)) {
+    consumed = cache.size;
+    return cache.time;
+  }
+  const auto t = classic_stamp(s, clock, consumed);
+  if (t && consumed >= 8 && consumed <= cache.text.size()) {
+    std::memcpy(cache.text.data(), s.data(), consumed);
+    cache.size = consumed;
+    cache.clock = clock;
+    cache.time = *t;
+  }
+  return t;
+}
+
 std::optional<core::UnixTime> parse_rfc3339_stamp(std::string_view s, const Clock& clock,
                                                   std::size_t& consumed) {
   if (s.size() < 19) return std::nullopt;
@@ -327,13 +408,14 @@ std::optional<core::UnixTime> parse_rfc3339_stamp(std::string_view s, const Cloc
   return local - offset;
 }
 
-std::optional<Delivery> parse_delivery(std::string_view message, std::string_view service,
-                                       std::string_view* why) {
-  const auto fail = [&](std::string_view reason) -> std::optional<Delivery> {
+namespace {
+// parse_delivery() into `d` (freshly constructed): false (and `why`) when it is no record.
+bool parse_delivery_into(std::string_view message, std::string_view service, Delivery& d,
+                         std::string_view* why) {
+  const auto fail = [&](std::string_view reason) {
     if (why != nullptr) *why = reason;
-    return std::nullopt;
+    return false;
   };
-  Delivery d;
   const auto colon = message.find(": ");
   // In front of "to=" the queue id is unambiguous, so any alphanumeric token is taken: log
   // generators and hand-written samples use ids Postfix itself never would ("FGHIJ67890").
@@ -451,48 +533,85 @@ std::optional<Delivery> parse_delivery(std::string_view message, std::string_vie
   } else {
     d.hop = Hop::Remote;
   }
+  return true;
+}
+}  // namespace
+
+std::optional<Delivery> parse_delivery(std::string_view message, std::string_view service,
+                                       std::string_view* why) {
+  std::optional<Delivery> d(std::in_place);
+  if (!parse_delivery_into(message, service, *d, why)) return std::nullopt;
   return d;
 }
 
-ParsedLine parse_line(std::string_view line, const Clock& clock) {
-  ParsedLine out;
+void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
+  // Reset field by field: a whole `out = {}` costs more than the parse of most lines.
+  out.kind = Kind::Malformed;
+  out.why = {};
+  out.dated = false;
+  // Field by field again: `out.header = Header{}` compiles to a slow `rep stos`.
+  Header& h = out.header;
+  h.time = 0;
+  h.host = h.program = h.syslog_name = h.service = h.message = {};
+  h.pid.reset();
+  h.postfix = false;
+  out.queue_id = {};
+  out.delivery.reset();
+  out.failure.reset();
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   const auto malformed = [&](std::string_view why) {
     out.kind = Kind::Malformed;
     out.why = why;
-    return out;
   };
 
   std::size_t used = 0;
-  // RFC 3339 stamps start with the year's digits, classic ones with the month's name.
-  auto t = !line.empty() && is_digit(line.front()) ? parse_rfc3339_stamp(line, clock, used)
-                                                   : parse_classic_stamp(line, clock, used);
-  if (!t) return malformed("no timestamp");
-  Header& h = out.header;
-  h.time = *t;
+  // Most lines repeat the stamp of the line before: checked here, without a call.
+  const auto& cache = stamp_cache;
+  if (cache.size != 0 && cache.clock.reference == clock.reference &&
+      cache.clock.utc_offset == clock.utc_offset && same_stamp(line, cache.text, cache.size)) {
+    used = cache.size;
+    h.time = cache.time;
+  } else {
+    // RFC 3339 stamps start with the year's digits, classic ones with the month's name.
+    auto t = !line.empty() && is_digit(line.front()) ? parse_rfc3339_stamp(line, clock, used)
+                                                     : parse_classic_stamp(line, clock, used);
+    if (!t) return malformed("no timestamp");
+    h.time = *t;
+  }
+  out.dated = true;
   std::string_view rest = line.substr(used);
   if (rest.empty() || rest.front() != ' ') return malformed("no host");
   while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-  const auto sp = rest.find(' ');
-  if (sp == std::string_view::npos || sp == 0) return malformed("no host");
-  h.host = rest.substr(0, sp);
-  rest.remove_prefix(sp + 1);
+  const auto* sp = static_cast<const char*>(std::memchr(rest.data(), ' ', rest.size()));
+  if (sp == nullptr || sp == rest.data()) return malformed("no host");
+  const auto host_size = static_cast<std::size_t>(sp - rest.data());
+  h.host = rest.substr(0, host_size);
+  rest.remove_prefix(host_size + 1);
 
-  // The tag: "program[pid]: " or "program: ".
-  const auto tag_end = rest.find(": ");
+  // The tag: "program[pid]: " or "program: ", up to the first ": "; a space before it is no tag.
+  // So the first space must be that of the first ": ".
+  std::size_t tag_end = std::string_view::npos;
+  if (const auto* sp2 = static_cast<const char*>(std::memchr(rest.data(), ' ', rest.size()))) {
+    const auto at = static_cast<std::size_t>(sp2 - rest.data());
+    if (at < 2 || rest[at - 1] != ':') return malformed("no program tag");
+    tag_end = at - 1;
+  }
   const auto tag = rest.substr(0, tag_end);
-  if (tag.empty() || tag.find(' ') != std::string_view::npos) return malformed("no program tag");
+  if (tag.empty()) return malformed("no program tag");
   h.message = tag_end == std::string_view::npos ? std::string_view{} : rest.substr(tag_end + 2);
   h.program = tag;
   if (tag.back() == ']') {
     const auto open = tag.rfind('[');
     if (open == std::string_view::npos || open == 0) return malformed("bad pid in program tag");
     const auto pid_text = tag.substr(open + 1, tag.size() - open - 2);
-    std::uint32_t pid = 0;
-    const auto [p, ec] = std::from_chars(pid_text.data(), pid_text.data() + pid_text.size(), pid);
-    if (ec != std::errc{} || p != pid_text.data() + pid_text.size())
-      return malformed("bad pid in program tag");
-    h.pid = pid;
+    std::uint64_t pid = 0;
+    if (pid_text.empty() || pid_text.size() > 10) return malformed("bad pid in program tag");
+    for (char c : pid_text) {
+      if (!is_digit(c)) return malformed("bad pid in program tag");
+      pid = pid * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    if (pid > 0xffffffffu) return malformed("bad pid in program tag");
+    h.pid = static_cast<std::uint32_t>(pid);
     h.program = tag.substr(0, open);
   }
   if (tag_end == std::string_view::npos) return malformed("no message after program tag");
@@ -500,7 +619,7 @@ ParsedLine parse_line(std::string_view line, const Clock& clock) {
   const auto slash = h.program.rfind('/');
   if (slash != std::string_view::npos && slash > 0 && slash + 1 < h.program.size()) {
     const auto service = h.program.substr(slash + 1);
-    if (starts_with(h.program, "postfix") || postfix_daemon(service)) {
+    if (has_prefix(h.program, "postfix") || postfix_daemon(service)) {
       h.postfix = true;
       h.syslog_name = h.program.substr(0, slash);
       h.service = service;
@@ -508,31 +627,41 @@ ParsedLine parse_line(std::string_view line, const Clock& clock) {
   }
   if (!h.postfix) {
     out.kind = Kind::NotPostfix;
-    return out;
+    return;
   }
 
   std::string_view msg = h.message;
-  const auto colon = msg.find(": ");
-  if (colon != std::string_view::npos && colon < 64 && msg.substr(colon + 2, 3) == "to=") {
+  // The first ": ". When the message starts with a queue id it ends that id, so the leading
+  // letters and digits are tried first; otherwise only a delivery record's (before column 64)
+  // still matters.
+  std::size_t colon = 0;
+  while (colon < msg.size() && (kQidClass[static_cast<unsigned char>(msg[colon])] & 4) != 0)
+    ++colon;
+  if (colon + 1 >= msg.size() || msg[colon] != ':' || msg[colon + 1] != ' ')
+    colon = find_colon_space(msg.substr(0, 66));
+  if (colon != std::string_view::npos && colon < 64 && has_prefix(msg.substr(colon + 2), "to=")) {
     std::string_view why;
-    out.delivery = parse_delivery(msg, h.service, &why);
-    if (!out.delivery) return malformed(why);
-    out.queue_id = out.delivery->queue_id;
+    auto& d = out.delivery.emplace();
+    if (!parse_delivery_into(msg, h.service, d, &why)) {
+      out.delivery.reset();
+      return malformed(why);
+    }
+    out.queue_id = d.queue_id;
     out.kind = Kind::Delivery;
-    return out;
+    return;
   }
   if (colon != std::string_view::npos && is_queue_id(msg.substr(0, colon)))
     out.queue_id = msg.substr(0, colon);
   const auto body = out.queue_id.empty() ? msg : msg.substr(colon + 2);
 
-  if (!out.queue_id.empty() && starts_with(body, "from=") &&
+  if (!out.queue_id.empty() && has_prefix(body, "from=") &&
       (body.find(", status=expired") != std::string_view::npos ||
        body.find(", status=force-expired") != std::string_view::npos)) {
     out.kind = Kind::MessageExpired;
-    return out;
+    return;
   }
   // smtp_connect.c: msg_warn("%s: bind %s: %m", myname, bind_addr).
-  if (out.queue_id.empty() && starts_with(body, "warning: ")) {
+  if (out.queue_id.empty() && has_prefix(body, "warning: ")) {
     auto w = body.substr(9);
     const auto fn_end = w.find(": bind ");
     if (fn_end != std::string_view::npos &&
@@ -546,13 +675,13 @@ ParsedLine parse_line(std::string_view line, const Clock& clock) {
         f.cannot_assign = starts_with(f.reason, "Cannot assign requested address");
         out.failure = f;
         out.kind = Kind::BindFailure;
-        return out;
+        return;
       }
     }
   }
   // smtp_connect.c: "connect to %s[%s]:%d: %s" (EADDRNOTAVAIL when the bind address is gone
   // and the kernel cannot pick a source).
-  if (starts_with(body, "connect to ")) {
+  if (has_prefix(body, "connect to ")) {
     const auto target = body.substr(11);
     const auto end = target.find(": ");
     if (end != std::string_view::npos) {
@@ -566,10 +695,16 @@ ParsedLine parse_line(std::string_view line, const Clock& clock) {
       f.cannot_assign = starts_with(f.reason, "Cannot assign requested address");
       out.failure = f;
       out.kind = Kind::ConnectFailure;
-      return out;
+      return;
     }
   }
   out.kind = Kind::OtherPostfix;
+  return;
+}
+
+ParsedLine parse_line(std::string_view line, const Clock& clock) {
+  ParsedLine out;
+  parse_line(line, clock, out);
   return out;
 }
 

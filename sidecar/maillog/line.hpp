@@ -109,6 +109,7 @@ struct Failure {
 struct ParsedLine {
   Kind kind = Kind::Malformed;
   std::string_view why;  // Malformed only: a constant lower-case reason ("no timestamp")
+  bool dated = false;    // header.time holds the line's stamp (every kind but a line without one)
   Header header;
   std::string_view queue_id;  // Delivery, MessageExpired and Postfix lines that carry one
   std::optional<Delivery> delivery;
@@ -117,6 +118,8 @@ struct ParsedLine {
 
 // Parses one line (without its newline; a trailing CR is ignored). Never throws.
 ParsedLine parse_line(std::string_view line, const Clock& clock);
+// The same into `out`, every field of which it sets: for loops that reuse one ParsedLine.
+void parse_line(std::string_view line, const Clock& clock, ParsedLine& out);
 
 // The delivery record alone, from a Postfix message body (`QID: to=<...>, ..., status=...`) of a
 // given service: for callers (and corpora) that have no syslog prefix. Sets `why` on failure.

@@ -4,6 +4,7 @@
 #include "maillog/tally.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <deque>
 #include <tuple>
 #include <unordered_map>
@@ -17,11 +18,32 @@ namespace rampart::maillog {
 
 namespace {
 
+// The keys are short (queue ids, host names, domains) and come from logs, not from an attacker
+// who could aim at a bucket's worth of collisions more cheaply than by writing more lines:
+// 8 bytes at a time with a multiply, instead of std::hash's byte-oriented Murmur.
+std::uint64_t load8(const char* p, std::size_t n) {
+  std::uint64_t v = 0;
+  std::memcpy(&v, p, n < 8 ? n : 8);
+  return v;
+}
+std::size_t fast_hash(std::string_view s) noexcept {
+  constexpr std::uint64_t kMul = 0x9e3779b97f4a7c15ULL;
+  std::uint64_t h = s.size() * kMul;
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    h = (h ^ load8(s.data() + i, 8)) * kMul;
+    h ^= h >> 29;
+  }
+  if (i < s.size()) {
+    h = (h ^ load8(s.data() + i, s.size() - i)) * kMul;
+    h ^= h >> 29;
+  }
+  return static_cast<std::size_t>(h ^ (h >> 32));
+}
+
 struct StringHash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
+  std::size_t operator()(std::string_view s) const noexcept { return fast_hash(s); }
 };
 template <class V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
@@ -67,7 +89,40 @@ bool program_is(std::string_view program, std::string_view name) {
          program[program.size() - name.size() - 1] == '/';
 }
 
+enum class PostfixEvent : std::uint8_t { None, Began, Removed };
+
+// What a Postfix line other than a delivery says about its message: its reception (smtpd
+// client=, pickup) or its removal from the queue (qmgr removed).
+PostfixEvent postfix_event(const ParsedLine& line) {
+  const auto& h = line.header;
+  if (line.queue_id.empty()) return PostfixEvent::None;
+  if (h.service != "smtpd" && h.service != "pickup" && h.service != "qmgr")
+    return PostfixEvent::None;
+  auto [qid, rest] = split_qid(h.message);
+  if (qid != line.queue_id) return PostfixEvent::None;
+  if ((h.service == "smtpd" && rest.starts_with("client=")) ||
+      (h.service == "pickup" && (rest.starts_with("uid=") || rest.starts_with("sender="))))
+    return PostfixEvent::Began;
+  if (h.service == "qmgr" && rest == "removed") return PostfixEvent::Removed;
+  return PostfixEvent::None;
+}
+
 }  // namespace
+
+bool Tally::stateful(const ParsedLine& line) {
+  switch (line.kind) {
+    case Kind::Delivery:
+    case Kind::BindFailure: return true;
+    case Kind::ConnectFailure: return line.failure->cannot_assign;
+    case Kind::OtherPostfix: return postfix_event(line) != PostfixEvent::None;
+    case Kind::NotPostfix:
+      return program_is(line.header.program, "rampart-milter") ||
+             program_is(line.header.program, "opendkim");
+    case Kind::MessageExpired:
+    case Kind::Malformed: return false;
+  }
+  return false;
+}
 
 std::string_view remote_reply(std::string_view text) {
   std::string_view r = text;
@@ -170,6 +225,7 @@ struct Tally::Impl {
   std::unordered_map<std::uint64_t, std::string> bind_pending;  // (host, pid) -> address
   StringMap<const core::OperatorSpec*> op_by_host;
   StringMap<const core::OperatorSpec*> op_by_domain;
+  std::string dom_buf;  // operator_of()'s lower-cased domain
   std::unordered_set<std::string, StringHash, std::equal_to<>> statuses;
 
   std::unordered_map<Key, Value, KeyHash> aggs;
@@ -236,8 +292,7 @@ struct Tally::Impl {
   }
 
   static std::uint64_t proc_key(const Header& h) {
-    return std::hash<std::string_view>{}(h.host) * 1000003u ^ h.pid.value_or(0) ^
-           (std::hash<std::string_view>{}(h.program) << 1);
+    return fast_hash(h.host) * 1000003u ^ h.pid.value_or(0) ^ (fast_hash(h.program) << 1);
   }
 
   void anomaly(core::AnomalyKind kind, core::UnixTime t, std::string_view stream,
@@ -262,7 +317,13 @@ struct Tally::Impl {
   }
 
   const core::OperatorSpec* operator_of(const Delivery& d) {
-    const auto dom = core::ascii_lower(domain_of(d.recipient));
+    // Lower-cased into a buffer kept from call to call: no allocation per delivery.
+    const auto raw = domain_of(d.recipient);
+    dom_buf.assign(raw);
+    for (auto& c : dom_buf) {
+      c = core::ascii_lower(c);
+    }
+    const std::string_view dom = dom_buf;
     if (!d.relay_ip.empty() && !d.relay_host.empty() && d.relay_host != "none") {
       const core::OperatorSpec* op = nullptr;
       if (auto it = op_by_host.find(d.relay_host); it != op_by_host.end()) {
@@ -273,8 +334,12 @@ struct Tally::Impl {
         op_by_host.emplace(std::string(d.relay_host), op);
       }
       if (!dom.empty()) {
-        if (op_by_domain.size() > 50000) op_by_domain.clear();
-        op_by_domain.insert_or_assign(dom, op);
+        if (auto it = op_by_domain.find(dom); it != op_by_domain.end()) {
+          it->second = op;
+        } else {
+          if (op_by_domain.size() > 50000) op_by_domain.clear();
+          op_by_domain.emplace(std::string(dom), op);
+        }
       }
       return op;
     }
@@ -416,16 +481,12 @@ struct Tally::Impl {
   }
 
   void postfix_other(const ParsedLine& line) {
-    const auto& h = line.header;
-    if (line.queue_id.empty()) return;
-    if (h.service != "smtpd" && h.service != "pickup" && h.service != "qmgr") return;
-    auto [qid, rest] = split_qid(h.message);
-    if (qid != line.queue_id) return;
-    if ((h.service == "smtpd" && rest.starts_with("client=")) ||
-        (h.service == "pickup" && (rest.starts_with("uid=") || rest.starts_with("sender=")))) {
-      msg(qid).began = true;
-    } else if (h.service == "qmgr" && rest == "removed") {
-      if (auto it = msgs.find(qid); it != msgs.end()) msgs.erase(it);
+    switch (postfix_event(line)) {
+      case PostfixEvent::Began: msg(line.queue_id).began = true; break;
+      case PostfixEvent::Removed:
+        if (auto it = msgs.find(line.queue_id); it != msgs.end()) msgs.erase(it);
+        break;
+      case PostfixEvent::None: break;
     }
   }
 
@@ -443,23 +504,30 @@ struct Tally::Impl {
     bind_pending[proc_key(h)] = std::string(f.address);
   }
 
-  void feed(const ParsedLine& line) {
+  void count_line(bool dated, core::UnixTime t) {
     ++sum.lines;
-    if (line.kind == Kind::Malformed) {
-      ++sum.unparsed;
-      ++sum.unparsed_by_reason[std::string(line.why)];
-      return;
-    }
-    const auto t = line.header.time;
+    if (!dated) return;
     if (sum.first_time == 0) sum.first_time = t;
     if (t + 60 < sum.last_time) ++sum.backwards;
     sum.last_time = std::max(sum.last_time, t);
-    if (line.kind == Kind::NotPostfix) {
+  }
+
+  void count_kind(const ParsedLine& line) {
+    if (line.kind == Kind::Malformed) {
+      ++sum.unparsed;
+      ++sum.unparsed_by_reason[std::string(line.why)];
+    } else if (line.kind == Kind::NotPostfix) {
       ++sum.other_program;
+    } else {
+      ++sum.postfix;
+    }
+  }
+
+  void feed_state(const ParsedLine& line) {
+    if (line.kind == Kind::NotPostfix) {
       other_program(line);
       return;
     }
-    ++sum.postfix;
     switch (line.kind) {
       case Kind::Delivery: delivery(line); break;
       case Kind::BindFailure: bind_failure(line); break;
@@ -521,7 +589,29 @@ Tally::~Tally() = default;
 Tally::Tally(Tally&&) noexcept = default;
 Tally& Tally::operator=(Tally&&) noexcept = default;
 
-void Tally::feed(const ParsedLine& line) { impl_->feed(line); }
+void Tally::feed(const ParsedLine& line) {
+  impl_->count_line(line.dated, line.header.time);
+  impl_->count_kind(line);
+  if (stateful(line)) impl_->feed_state(line);
+}
+void Tally::count_line(const ParsedLine& line) { impl_->count_line(line.dated, line.header.time); }
+void Tally::count_line(bool dated, core::UnixTime time) { impl_->count_line(dated, time); }
+void Tally::count_kind(const ParsedLine& line) { impl_->count_kind(line); }
+void Tally::feed_state(const ParsedLine& line) { impl_->feed_state(line); }
+void Tally::add_summary(const Summary& other) {
+  Summary& s = impl_->sum;
+  if (s.first_time == 0 || (other.first_time != 0 && other.first_time < s.first_time))
+    s.first_time = other.first_time;
+  s.last_time = std::max(s.last_time, other.last_time);
+  for (std::int64_t Summary::*f :
+       {&Summary::lines, &Summary::postfix, &Summary::other_program, &Summary::unparsed,
+        &Summary::overlong, &Summary::deliveries, &Summary::sent, &Summary::deferred,
+        &Summary::bounced, &Summary::expired, &Summary::filter_hops, &Summary::local_hops,
+        &Summary::other_status, &Summary::backwards, &Summary::unattributed,
+        &Summary::unknown_operator, &Summary::anomalies, &Summary::unsigned_unjudged})
+    s.*f += other.*f;
+  for (const auto& [why, n] : other.unparsed_by_reason) s.unparsed_by_reason[why] += n;
+}
 void Tally::overlong() {
   ++impl_->sum.lines;
   ++impl_->sum.unparsed;

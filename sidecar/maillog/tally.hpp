@@ -90,6 +90,21 @@ class Tally {
   Tally& operator=(Tally&&) noexcept;
 
   void feed(const ParsedLine& line);
+
+  // feed() in parts, for a reader that parses on two threads: feed(l) is count_line(l),
+  // count_kind(l), then feed_state(l) when stateful(l). count_line() must see every line in log
+  // order (it keeps the stamps' first, last and backwards counts); feed_state() the stateful
+  // lines in log order; count_kind() every line in any order. They may run on two Tally objects
+  // (one per thread), whose summaries add_summary() then puts together.
+  void count_line(const ParsedLine& line);
+  void count_line(bool dated, core::UnixTime time);  // the same from the line's stamp
+  void count_kind(const ParsedLine& line);
+  void feed_state(const ParsedLine& line);
+  // Whether feed() does more with a line than count it: deliveries, bind failures, the
+  // reception and removal of messages, rampart-milter's and OpenDKIM's lines. Pure.
+  static bool stateful(const ParsedLine& line);
+  // Adds another Tally's summary into this one's (counts added; first and last stamps widened).
+  void add_summary(const Summary& other);
   // A line the reader cut at its maximum length: counted as unparsed ("overlong").
   void overlong();
 

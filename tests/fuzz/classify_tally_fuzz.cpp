@@ -1,8 +1,9 @@
 // libFuzzer harness for the classify engine: arbitrary bytes as a log (lines split at \n), fed
 // through the line parser into a Tally over the shipped reply table and operators plus two
 // streams, then take(). Must never crash, hang or throw; every count must add up (deliveries =
-// the aggregates' total; no line lost from the summary), and every string it hands the store must
-// be valid UTF-8 of bounded size.
+// the aggregates' total; no line lost from the summary), every string it hands the store must
+// be valid UTF-8 of bounded size, and feeding the lines in parts over three Tallies (as the
+// two-thread reader does) must count what feed() counts.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -57,20 +58,51 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   maillog::Tally tally(*r.set, *r.classifier, 64);
   const std::string_view in(reinterpret_cast<const char*>(data), size);
   const maillog::Clock clock{1781006400, 0};
+  // The same lines the way `rampart classify` reads a file on two threads: every other line
+  // counted by a second and third Tally, the stamps and the stateful lines by a shared one.
+  maillog::Tally shared(*r.set, *r.classifier, 64);
+  maillog::Tally census[2] = {maillog::Tally(*r.set, *r.classifier, 64),
+                              maillog::Tally(*r.set, *r.classifier, 64)};
+  maillog::ParsedLine reused;
   std::size_t pos = 0, lines = 0;
   while (pos < in.size()) {
     auto nl = in.find('\n', pos);
     if (nl == std::string_view::npos) nl = in.size();
-    tally.feed(maillog::parse_line(in.substr(pos, nl - pos), clock));
+    const auto line = in.substr(pos, nl - pos);
+    const auto parsed = maillog::parse_line(line, clock);
+    tally.feed(parsed);
+    maillog::parse_line(line, clock, reused);  // over whatever the line before left in it
+    if (reused.kind != parsed.kind || reused.dated != parsed.dated ||
+        reused.header.time != parsed.header.time || reused.queue_id != parsed.queue_id ||
+        reused.delivery.has_value() != parsed.delivery.has_value())
+      std::abort();
+    shared.count_line(reused);
+    census[lines % 2].count_kind(reused);
+    if (maillog::Tally::stateful(reused)) shared.feed_state(reused);
     ++lines;
     pos = nl + 1;
   }
+  shared.add_summary(census[0].summary());
+  shared.add_summary(census[1].summary());
   const auto& s = tally.summary();
+  const auto& split = shared.summary();
+  if (split.lines != s.lines || split.postfix != s.postfix || split.unparsed != s.unparsed ||
+      split.other_program != s.other_program || split.backwards != s.backwards ||
+      split.first_time != s.first_time || split.last_time != s.last_time ||
+      split.deliveries != s.deliveries || split.sent != s.sent || split.anomalies != s.anomalies ||
+      split.unparsed_by_reason != s.unparsed_by_reason)
+    std::abort();
   if (s.lines != static_cast<std::int64_t>(lines)) std::abort();
   if (s.postfix + s.other_program + s.unparsed != s.lines) std::abort();
   if (s.sent + s.deferred + s.bounced + s.expired != s.deliveries) std::abort();
   if (tally.tracked_messages() > 64) std::abort();
   const auto b = tally.take();
+  const auto bs = shared.take();
+  if (b.aggregates.size() != bs.aggregates.size()) std::abort();
+  for (std::size_t i = 0; i < b.aggregates.size(); ++i) {
+    const auto &x = b.aggregates[i], &y = bs.aggregates[i];
+    if (x.key < y.key || y.key < x.key || x.count != y.count) std::abort();
+  }
   std::int64_t total = 0;
   for (const auto& a : b.aggregates) {
     total += a.count;

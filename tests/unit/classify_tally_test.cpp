@@ -283,7 +283,10 @@ TEST_CASE("tally: unparsed lines are counted by reason, dates going backwards ar
   CHECK(s.lines == 5);
   CHECK(s.unparsed == 3);
   CHECK(s.overlong == 1);
-  CHECK(s.backwards == 1);
+  // The second delivery and the cut record: a line that does not parse still has its stamp.
+  CHECK(s.backwards == 2);
+  CHECK(s.first_time > 0);
+  CHECK(s.last_time == s.first_time);  // the first line's stamp is the latest
   CHECK(s.deliveries == 2);
   std::int64_t by_reason = 0;
   for (const auto& [why, n] : s.unparsed_by_reason) by_reason += n;
@@ -398,4 +401,68 @@ TEST_CASE("feedback: back-offs from pauses and from the throttled share") {
   // A stricter active back-off (a pause) is not loosened.
   core::Backoff pause{"bulk", "microsoft-365", 0, kNoon + 3600, "pause", "classify", kNoon};
   CHECK(share_backoffs(rows, fb, {pause}, kNoon, kNoon).empty());
+}
+
+TEST_CASE(
+    "tally: fed in parts over three Tallies, as classify's two threads do, counts as feed()") {
+  auto& f = fixture();
+  const std::vector<std::string> lines = {
+      line(100, "postfix/smtpd[90]", "5A1B2C3D4E: client=app.example.net[192.0.2.7]"),
+      line(101, "opendkim[80]", "5A1B2C3D4E: DKIM-Signature field added (s=s1, d=example.net)"),
+      line(101, "rampart-milter[81]", "5A1B2C3D4E: pin stream=notify transport=out07"),
+      "garbage \x01\xff without a stamp",
+      line(102, "postfix/out05/smtp[101]",
+           delivery("5A1B2C3D4E", "ana@contoso.example", kMs, "2.0.0", "sent", "250 ok")),
+      line(103, "postfix/qmgr[70]", "5A1B2C3D4E: removed"),
+      line(0, "postfix/out05/smtp[101]", "8D1E2F3A42: to=<cut@contoso.example>, relay="),
+      line(104, "postfix/out05/smtp[101]",
+           "warning: smtp_connect_addr: bind 203.0.113.94: Cannot assign requested address"),
+      line(105, "postfix/out05/smtp[101]",
+           delivery("6B1C2D3E4F", "bo@contoso.example", kMs, "5.1.10", "bounced",
+                    "host x[198.51.100.1] said: 550 5.1.10 RESOLVER.ADR.RecipientNotFound")),
+      line(106, "postfix/anvil[60]", "statistics: max connection rate 1/60s"),
+  };
+  Tally whole(*f.rules, f.classifier);
+  feed(whole, lines);
+  Tally shared(*f.rules, f.classifier);
+  Tally census[2] = {Tally(*f.rules, f.classifier), Tally(*f.rules, f.classifier)};
+  ParsedLine pl;
+  std::size_t stateful = 0;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    parse_line(lines[i], Clock{kNoon, 0}, pl);
+    shared.count_line(pl);
+    census[i % 2].count_kind(pl);
+    if (Tally::stateful(pl)) {
+      ++stateful;
+      shared.feed_state(pl);
+    }
+  }
+  // client=, the OpenDKIM and milter lines, two deliveries, removed, the bind warning.
+  CHECK(stateful == 7);
+  shared.add_summary(census[0].summary());
+  shared.add_summary(census[1].summary());
+  const auto& w = whole.summary();
+  const auto& s = shared.summary();
+  CHECK(s.lines == w.lines);
+  CHECK(s.lines == static_cast<std::int64_t>(lines.size()));
+  CHECK(s.postfix == w.postfix);
+  CHECK(s.other_program == w.other_program);
+  CHECK(s.unparsed == w.unparsed);
+  CHECK(s.unparsed_by_reason == w.unparsed_by_reason);
+  CHECK(s.backwards == w.backwards);
+  CHECK(s.backwards == 1);
+  CHECK(s.first_time == w.first_time);
+  CHECK(s.last_time == w.last_time);
+  CHECK(s.deliveries == w.deliveries);
+  CHECK(s.deliveries == 2);
+  CHECK(s.anomalies == w.anomalies);
+  const auto bw = whole.take();
+  const auto bs = shared.take();
+  REQUIRE(bs.aggregates.size() == bw.aggregates.size());
+  for (std::size_t i = 0; i < bw.aggregates.size(); ++i) {
+    CHECK(bs.aggregates[i].key == bw.aggregates[i].key);
+    CHECK(bs.aggregates[i].count == bw.aggregates[i].count);
+  }
+  CHECK(bs.addresses == bw.addresses);
+  CHECK(bs.anomalies.size() == bw.anomalies.size());
 }

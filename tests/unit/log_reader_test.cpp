@@ -294,6 +294,121 @@ TEST_CASE("LogReader::next: lines across many buffer refills, plain and gzip") {
   }
 }
 
+// Every line until nullopt, through next_chunk(): the chunks split into lines as a caller does
+// (a line over max_line is overlong, cut to its first max_line bytes).
+std::vector<Got> read_all_chunks(LogReader& r, std::size_t* chunks = nullptr) {
+  std::vector<Got> out;
+  rampart::logreader::Chunk spare;
+  for (;;) {
+    auto c = r.next_chunk(std::move(spare));
+    REQUIRE_MESSAGE(c.has_value(), c.error().what);
+    if (!*c) return out;
+    if (chunks != nullptr) ++*chunks;
+    auto& ch = **c;
+    REQUIRE_FALSE(ch.text.empty());
+    if (ch.overlong) {
+      out.push_back({std::string(ch.text), ch.offset, ch.end, true});
+    } else {
+      std::size_t at = 0;
+      while (at < ch.text.size()) {
+        const auto nl = ch.text.find('\n', at);
+        const auto len = (nl == std::string_view::npos ? ch.text.size() : nl) - at;
+        const auto offset = ch.offset + static_cast<std::int64_t>(at);
+        const auto end =
+            offset + static_cast<std::int64_t>(len) + (nl == std::string_view::npos ? 0 : 1);
+        const bool over = len > r.max_line();
+        out.push_back(
+            {std::string(ch.text.substr(at, over ? r.max_line() : len)), offset, end, over});
+        at += len + 1;
+      }
+      CHECK(out.back().end == ch.end);
+    }
+    spare = std::move(ch);
+  }
+}
+
+bool same_lines(const std::vector<Got>& a, const std::vector<Got>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].text != b[i].text || a[i].offset != b[i].offset || a[i].end != b[i].end ||
+        a[i].overlong != b[i].overlong)
+      return false;
+  }
+  return true;
+}
+
+TEST_CASE("LogReader::next_chunk: the same lines, offsets and identity as next()") {
+  TempDir tmp;
+  struct Case {
+    std::string name;
+    std::string content;
+    std::size_t max_line;
+    bool final_partial;
+  };
+  std::string overlong = "first\n" + std::string(2 * 1024 * 1024, 'x') + "\nafter\n" +
+                         std::string(64 * 1024, 'y') + "\n" + std::string(64 * 1024 + 1, 'z') +
+                         "\n\n\r\nend\r\n";
+  const std::vector<Case> cases = {
+      {"generated", generated(5 * 1024 * 1024 + 777), 64 * 1024, false},
+      {"overlong", overlong, 64 * 1024, false},
+      {"small max_line", generated(300 * 1024), 100, false},
+      {"first line overlong", std::string(200, 'q') + "\nb\n", 100, false},
+      {"partial last line", "a\nbb\nccc", 64 * 1024, false},
+      {"partial last line, complete", "a\nbb\nccc", 64 * 1024, true},
+      {"one line, no newline", "only", 64 * 1024, true},
+      {"empty lines", "\n\n\nx\n\n", 64 * 1024, false},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    write_file(tmp / "c.log", c.content);
+    write_file(tmp / "c.log.gz", gzip(c.content));
+    for (const std::string name : {"c.log", "c.log.gz"}) {
+      CAPTURE(name);
+      Options opts;
+      opts.max_line = c.max_line;
+      opts.final_partial = c.final_partial;
+      auto by_line = must_open(tmp / name, opts);
+      auto by_chunk = must_open(tmp / name, opts);
+      const auto want = read_all(by_line);
+      std::size_t chunks = 0;
+      const auto got = read_all_chunks(by_chunk, &chunks);
+      CHECK(same_lines(want, got));
+      CHECK(by_chunk.offset() == by_line.offset());
+      CHECK(by_chunk.pending_tail() == by_line.pending_tail());
+      CHECK(must_identity(by_chunk) == must_identity(by_line));
+      // A chunk holds many lines: a 5 MiB log is a handful of chunks, not thousands.
+      if (c.name == "generated") CHECK(chunks < 20);
+    }
+  }
+}
+
+TEST_CASE("LogReader::next_chunk: after skip_to, after next(), and as a file grows") {
+  TempDir tmp;
+  const std::string path = tmp / "mail.log";
+  const std::string content = generated(3 * 1024 * 1024);
+  const auto third = static_cast<std::int64_t>(content.find('\n', content.size() / 3) + 1);
+  write_file(path, content);
+  auto r = must_open(path);
+  REQUIRE(r.skip_to(third).value());
+  auto l = r.next();
+  REQUIRE(l.has_value());
+  REQUIRE(l->has_value());
+  CHECK((*l)->offset == third);
+  auto rest = read_all_chunks(r);
+  REQUIRE_FALSE(rest.empty());
+  CHECK(rest.front().offset == (*l)->end);
+  CHECK(rest.back().end == static_cast<std::int64_t>(content.size()));
+  // Appended: a half line waits, the whole one comes.
+  write_file(path, "Jun  9 08:50:21 mx postfix/qmgr[1]: ABC: rem", true);
+  CHECK(read_all_chunks(r).empty());
+  CHECK(r.pending_tail() == 44);
+  write_file(path, "oved\n", true);
+  const auto more = read_all_chunks(r);
+  REQUIRE(more.size() == 1);
+  CHECK(more[0].text == "Jun  9 08:50:21 mx postfix/qmgr[1]: ABC: removed");
+  CHECK(more[0].offset == static_cast<std::int64_t>(content.size()));
+}
+
 TEST_CASE("LogReader::identity: first line's hash, equal across copies and gzip") {
   TempDir tmp;
   const std::string content = "Jun  9 08:50:20 mx postfix/qmgr[1]: ABC: removed\nsecond\n";
