@@ -21,22 +21,30 @@ namespace {
 // The keys are short (queue ids, host names, domains) and come from logs, not from an attacker
 // who could aim at a bucket's worth of collisions more cheaply than by writing more lines:
 // 8 bytes at a time with a multiply, instead of std::hash's byte-oriented Murmur.
-std::uint64_t load8(const char* p, std::size_t n) {
-  std::uint64_t v = 0;
-  std::memcpy(&v, p, n < 8 ? n : 8);
+template <class T>
+T load(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
   return v;
 }
 std::size_t fast_hash(std::string_view s) noexcept {
   constexpr std::uint64_t kMul = 0x9e3779b97f4a7c15ULL;
-  std::uint64_t h = s.size() * kMul;
-  std::size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    h = (h ^ load8(s.data() + i, 8)) * kMul;
-    h ^= h >> 29;
-  }
-  if (i < s.size()) {
-    h = (h ^ load8(s.data() + i, s.size() - i)) * kMul;
-    h ^= h >> 29;
+  const char* p = s.data();
+  const std::size_t n = s.size();
+  const auto mix = [](std::uint64_t h, std::uint64_t v) {
+    h = (h ^ v) * kMul;
+    return h ^ (h >> 29);
+  };
+  std::uint64_t h = n * kMul;
+  if (n >= 8) {
+    // Whole 8-byte words, then the last 8 bytes (overlapping the word before).
+    for (std::size_t i = 0; i + 8 < n; i += 8) h = mix(h, load<std::uint64_t>(p + i));
+    h = mix(h, load<std::uint64_t>(p + n - 8));
+  } else if (n >= 4) {
+    h = mix(h, (std::uint64_t{load<std::uint32_t>(p)} << 32) | load<std::uint32_t>(p + n - 4));
+  } else if (n > 0) {
+    const auto b = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
+    h = mix(h, b(0) | (b(n / 2) << 8) | (b(n - 1) << 16));
   }
   return static_cast<std::size_t>(h ^ (h >> 32));
 }
@@ -95,15 +103,16 @@ enum class PostfixEvent : std::uint8_t { None, Began, Removed };
 // client=, pickup) or its removal from the queue (qmgr removed).
 PostfixEvent postfix_event(const ParsedLine& line) {
   const auto& h = line.header;
-  if (line.queue_id.empty()) return PostfixEvent::None;
-  if (h.service != "smtpd" && h.service != "pickup" && h.service != "qmgr")
+  // parse_line() took the queue id from the front of the message: "QID: rest".
+  if (line.queue_id.empty() || h.message.size() < line.queue_id.size() + 2 ||
+      h.message.data() != line.queue_id.data())
     return PostfixEvent::None;
-  auto [qid, rest] = split_qid(h.message);
-  if (qid != line.queue_id) return PostfixEvent::None;
-  if ((h.service == "smtpd" && rest.starts_with("client=")) ||
-      (h.service == "pickup" && (rest.starts_with("uid=") || rest.starts_with("sender="))))
+  const auto rest = h.message.substr(line.queue_id.size() + 2);
+  const auto sv = h.service;
+  if (sv == "smtpd") return rest.starts_with("client=") ? PostfixEvent::Began : PostfixEvent::None;
+  if (sv == "qmgr") return rest == "removed" ? PostfixEvent::Removed : PostfixEvent::None;
+  if (sv == "pickup" && (rest.starts_with("uid=") || rest.starts_with("sender=")))
     return PostfixEvent::Began;
-  if (h.service == "qmgr" && rest == "removed") return PostfixEvent::Removed;
   return PostfixEvent::None;
 }
 
