@@ -146,6 +146,32 @@ std::string_view unbracket(std::string_view v) {
 }
 
 std::optional<double> to_double(std::string_view s) {
+  // Postfix writes delays as "1.2" or "0.01": digits, a dot, digits. Up to 15 digits the value
+  // is an integer over a power of ten, both exact in a double, so one IEEE division rounds it
+  // exactly as from_chars would; anything else goes to from_chars.
+  if (!s.empty() && s.size() <= 16) {
+    constexpr double kPow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    std::uint64_t m = 0;
+    std::size_t digits_seen = 0, dot = s.size();
+    bool plain = true;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const char c = s[i];
+      if (is_digit(c)) {
+        m = m * 10 + static_cast<std::uint64_t>(c - '0');
+        ++digits_seen;
+      } else if (c == '.' && dot == s.size() && i > 0 && i + 1 < s.size()) {
+        dot = i;
+      } else {
+        plain = false;
+        break;
+      }
+    }
+    if (plain && digits_seen <= 15) {
+      const std::size_t frac = dot == s.size() ? 0 : s.size() - dot - 1;
+      return static_cast<double>(m) / kPow10[frac];
+    }
+  }
   double v = 0;
   const auto* end = s.data() + s.size();
   const auto [p, ec] = std::from_chars(s.data(), end, v);

@@ -3,6 +3,8 @@
 // Lines are written here with documentation addresses and domains. Pure.
 #include <doctest/doctest.h>
 
+#include <charconv>
+#include <cstdint>
 #include <string>
 
 #include "core/limits.hpp"
@@ -474,4 +476,47 @@ TEST_CASE("is_loopback: 127.0.0.0/8 and ::1 only") {
   CHECK_FALSE(is_loopback("192.0.2.1"));
   CHECK_FALSE(is_loopback("::2"));
   CHECK_FALSE(is_loopback(""));
+}
+
+TEST_CASE("parse_delivery: delays read exactly as from_chars reads them") {
+  // The fast path (digits, a dot, digits) against from_chars on the same text.
+  std::uint64_t x = 88172645463325252ULL;
+  auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (int i = 0; i < 20000; ++i) {
+    const auto ip = next() % (i % 3 == 0 ? 10 : 100000);
+    const auto fd = static_cast<int>(next() % 9);
+    std::string text = std::to_string(ip);
+    if (fd > 0) {
+      std::string frac = std::to_string(next() % 1000000000ULL);
+      frac.resize(static_cast<std::size_t>(fd), '0');
+      text += "." + frac;
+    }
+    const auto d =
+        parse_delivery("ABCDEF1234: to=<a@example.com>, relay=none, delay=" + text +
+                           ", delays=" + text + "/0/0/" + text + ", dsn=4.4.1, status=deferred (x)",
+                       "smtp");
+    REQUIRE(d.has_value());
+    double want = 0;
+    std::from_chars(text.data(), text.data() + text.size(), want);
+    CAPTURE(text);
+    CHECK(d->delay == want);
+    CHECK(d->delays[0] == want);
+    CHECK(d->delays[3] == want);
+  }
+  // Not the plain form: still read (by from_chars) or refused, as before.
+  const auto odd = parse_delivery(
+      "ABCDEF1234: to=<a@example.com>, relay=none, delay=1e3, delays=.5/5./-1/12345678901234567, "
+      "dsn=4.4.1, status=deferred (x)",
+      "smtp");
+  REQUIRE(odd.has_value());
+  CHECK(odd->delay == 1000.0);
+  CHECK(odd->delays[0] == 0.5);  // from_chars takes ".5" and "5."
+  CHECK(odd->delays[1] == 5.0);
+  CHECK(odd->delays[2] == -1);  // negative
+  CHECK(odd->delays[3] == 12345678901234567.0);
 }
