@@ -649,16 +649,19 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   h.message = tag_end == std::string_view::npos ? std::string_view{} : rest.substr(tag_end + 2);
   std::size_t program_size = tag_size;
   if (tag[tag_size - 1] == ']') {
-    // "[digits]" at the end; the '[' must be the tag's last and not its first character.
+    // "[digits]" at the end, read backwards in one pass; the '[' must be the tag's last and not
+    // its first character.
     std::size_t open = tag_size - 1;
-    while (open > 0 && is_digit(tag[open - 1])) --open;
-    if (open == 0 || tag[open - 1] != '[') return malformed("bad pid in program tag");
+    std::uint64_t pid = 0, scale = 1;
+    while (open > 0 && is_digit(tag[open - 1]) && scale <= 1'000'000'000) {
+      pid += static_cast<std::uint64_t>(tag[open - 1] - '0') * scale;
+      scale *= 10;
+      --open;
+    }
+    // Stopped short of a '[': not a digit, an eleventh digit, or the tag's start.
+    if (open <= 1 || tag[open - 1] != '[' || open == tag_size - 1)
+      return malformed("bad pid in program tag");
     --open;
-    const std::size_t ndigits = tag_size - open - 2;
-    if (open == 0 || ndigits == 0 || ndigits > 10) return malformed("bad pid in program tag");
-    std::uint64_t pid = 0;
-    for (std::size_t i = open + 1; i < tag_size - 1; ++i)
-      pid = pid * 10 + static_cast<std::uint64_t>(tag[i] - '0');
     if (pid > 0xffffffffu) return malformed("bad pid in program tag");
     h.pid = static_cast<std::uint32_t>(pid);
     program_size = open;
