@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -88,23 +89,28 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (closed_) return;
     in_pump_ = true;
     while (!busy_ && !closed_) {
-      auto r = parse_request(in_, server_.settings().limits);
-      if (r.status == ParseStatus::NeedMore) break;
-      if (r.status == ParseStatus::Invalid) {
+      // The request views in_: it stays put until the answer is in (no read while busy).
+      parse_request(std::string_view(in_.data() + head_, tail_ - head_), server_.settings().limits,
+                    parsed_);
+      if (parsed_.status == ParseStatus::NeedMore) break;
+      if (parsed_.status == ParseStatus::Invalid) {
         // SMTPD_POLICY_README: a server must not reply to a malformed request; log and close.
         obs::log(obs::Level::Warning, "policyd.bad_request",
                  fmt::format("peer={} error=\"{}\" effect=\"connection closed\"", peer_,
-                             clean(r.error)));
+                             clean(parsed_.error)));
         bad_ = true;
-        in_.clear();
+        head_ = tail_ = 0;
         break;
       }
-      in_.erase(0, r.consumed);
-      request_ = std::move(r.request);
+      head_ += parsed_.consumed;
       busy_ = true;
       arm_timer();
-      server_.decide(request_, conn_, [self = this->shared_from_this()](const Reply& reply) {
-        self->out_ += format_reply(reply.line());
+      server_.decide(parsed_.request, conn_, [self = this->shared_from_this()](const Reply& reply) {
+        if (reply.action == Action::Dunno) {
+          self->out_ += kDunnoReply;
+        } else {
+          append_reply(self->out_, reply.line());
+        }
         self->busy_ = false;
         if (!self->in_pump_) self->pump();
       });
@@ -119,18 +125,27 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
   }
 
+  // Reads straight into in_ after what is unparsed (moved to the front first), with room for a
+  // whole request of the usual size in one read.
   void read() {
+    if (head_ > 0) {
+      std::memmove(in_.data(), in_.data() + head_, tail_ - head_);
+      tail_ -= head_;
+      head_ = 0;
+    }
+    if (in_.size() - tail_ < kReadSize) in_.resize(tail_ + kReadSize);  // capacity grows 2x
     reading_ = true;
-    socket_.async_read_some(asio::buffer(chunk_), [self = this->shared_from_this()](
-                                                      boost::system::error_code ec, std::size_t n) {
-      self->reading_ = false;
-      if (ec) {
-        self->close();
-        return;
-      }
-      self->in_.append(self->chunk_.data(), n);
-      self->pump();
-    });
+    socket_.async_read_some(
+        asio::buffer(in_.data() + tail_, in_.size() - tail_),
+        [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
+          self->reading_ = false;
+          if (ec) {
+            self->close();
+            return;
+          }
+          self->tail_ += n;
+          self->pump();
+        });
   }
 
   // Writes out_ now if the socket takes it all (the usual case: a reply is tens of bytes), which
@@ -167,9 +182,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::chrono::steady_clock::time_point deadline_;
   bool timer_waiting_ = false;
   std::string peer_;
-  std::array<char, 4096> chunk_{};
-  std::string in_, out_, wbuf_;
-  Request request_;
+  static constexpr std::size_t kReadSize = 4096;
+  static constexpr std::string_view kDunnoReply = "action=DUNNO\n\n";
+  std::string in_;                   // bytes [head_, tail_) are read and not yet parsed
+  std::size_t head_ = 0, tail_ = 0;  // in_.size() is only ever grown: no clearing per read
+  std::string out_, wbuf_;
+  ParseResult parsed_;  // the request being decided (its storage reused)
   ConnState conn_;
   bool busy_ = false, reading_ = false, writing_ = false, in_pump_ = false, closed_ = false,
        bad_ = false;
@@ -184,14 +202,14 @@ std::string peer_name(const unix_socket::socket&) { return "unix"; }
 
 }  // namespace
 
-void ConnState::charge(std::string scope, std::int64_t lease, std::int64_t bucket) {
+void ConnState::charge(const std::string& scope, std::int64_t lease, std::int64_t bucket) {
   for (auto& c : charges) {
     if (c.lease == lease && c.scope == scope) {
       ++c.units;
       return;
     }
   }
-  charges.push_back({std::move(scope), lease, bucket, 1});
+  charges.push_back({scope, lease, bucket, 1});
 }
 
 // How many times one request may go back to the store for a lease before it is told to retry.
@@ -205,7 +223,7 @@ struct Server::Pending {
   Envelope env;
   const core::StreamSpec* stream = nullptr;
   const core::OperatorSpec* op = nullptr;
-  std::vector<core::Limit> limits;
+  std::shared_ptr<const LimitsEntry> limits;
 };
 
 Server::Server(asio::io_context& io, ServerSettings settings, Budget& budget,
@@ -376,7 +394,12 @@ bool Server::apply(Snapshot snap) {
   if (snap.rules) {
     rules_ = std::move(snap.rules);
     version_ = snap.version;
+    counter_ids_.clear();
+    operators_.clear();
   }
+  // Whatever changed, limits are computed afresh.
+  limits_cache_.clear();
+  limits_until_ = 0;
   // What could not be read this time stays as it was (see Snapshot).
   bool changed = false;
   if (snap.backoffs_read) {
@@ -387,15 +410,31 @@ bool Server::apply(Snapshot snap) {
   return changed;
 }
 
-void Server::finish(Pending& p, const Reply& reply) {
-  // Counters by stream, operator and outcome; one log line per non-DUNNO decision.
+void Server::bump_counter(const Pending& p, const Reply& reply) {
+  const bool cached = p.rules != nullptr && p.rules == rules_;
+  if (cached) {
+    counter_id_.action = reply.action;
+    counter_id_.specs = {p.stream, p.op};
+    counter_id_.reason = reply.reason;
+    if (auto it = counter_ids_.find(counter_id_); it != counter_ids_.end()) {
+      ++*it->second;
+      return;
+    }
+  }
   counter_key_.clear();
   fmt::format_to(std::back_inserter(counter_key_), "{} stream={} operator={}",
                  verdict_word(reply.action), p.stream != nullptr ? p.stream->name : "-",
                  p.op != nullptr ? p.op->name : "-");
   if (!reply.reason.empty())
     fmt::format_to(std::back_inserter(counter_key_), " limit={}", reply.reason);
-  ++counters_[counter_key_];
+  auto& counter = counters_[counter_key_];
+  ++counter;
+  if (cached) counter_ids_.emplace(counter_id_, &counter);
+}
+
+void Server::finish(Pending& p, const Reply& reply) {
+  // Counters by stream, operator and outcome; one log line per non-DUNNO decision.
+  bump_counter(p, reply);
   if (reply.action != Action::Dunno) {
     std::string fields =
         fmt::format("rcpt=<{}> stream={} operator={} reason={}", clean(p.env.recipient),
@@ -452,16 +491,17 @@ void Server::decide(const Request& request, ConnState& conn,
     return;
   }
   if (auto cached = resolver_.cached(p->env.domain)) {
-    after_mx(std::move(p), std::move(cached));
+    after_mx(std::move(p), cached);
     return;
   }
   const std::string domain(p->env.domain);
   resolver_.resolve(domain, [this, p](std::shared_ptr<const dns::MxAnswer> answer) mutable {
-    after_mx(std::move(p), std::move(answer));
+    after_mx(std::move(p), answer);
   });
 }
 
-void Server::after_mx(std::shared_ptr<Pending> p, std::shared_ptr<const dns::MxAnswer> answer) {
+void Server::after_mx(std::shared_ptr<Pending> p,
+                      const std::shared_ptr<const dns::MxAnswer>& answer) {
   if (answer != nullptr) {
     switch (answer->status) {
       case dns::MxStatus::NullMx: finish(*p, null_mx(p->env.domain)); return;
@@ -475,51 +515,87 @@ void Server::after_mx(std::shared_ptr<Pending> p, std::shared_ptr<const dns::MxA
           return;
         }
         break;  // only the stream's own limits apply
-      case dns::MxStatus::Ok: {
-        std::array<core::MxRecord, 16> records{};
-        std::size_t n = 0;
-        for (const auto& h : answer->hosts) {
-          if (n == records.size()) break;
-          records[n++] = core::MxRecord{h.preference, h.host};
-        }
-        p->op = p->rules->operator_for_mx(std::span<const core::MxRecord>(records.data(), n));
-        break;
-      }
+      case dns::MxStatus::Ok: p->op = operator_of(*p, answer); break;
     }
   }
   const auto now = now_utc();
-  static const std::vector<core::DayCount> kNoHistory;
-  auto h = history_.find(p->stream->name);
-  auto set = core::limits_for(*p->rules, *p->stream, p->op,
-                              h != history_.end() ? h->second : kNoHistory, backoffs_, now);
-  p->limits = std::move(set.limits);
-  charge(std::move(p), 0);
+  p->limits = limits_of(*p, now);
+  charge(std::move(p), 0, now);
 }
 
-void Server::charge(std::shared_ptr<Pending> p, int attempt) {
-  const auto now = now_utc();
+const core::OperatorSpec* Server::operator_of(const Pending& p,
+                                              const std::shared_ptr<const dns::MxAnswer>& answer) {
+  const bool cached = p.rules == rules_;
+  if (cached) {
+    // The weak_ptr tells a live answer from a new one at a freed one's address.
+    auto it = operators_.find(answer.get());
+    if (it != operators_.end() && !it->second.answer.expired()) return it->second.op;
+  }
+  std::array<core::MxRecord, 16> records{};
+  std::size_t n = 0;
+  for (const auto& h : answer->hosts) {
+    if (n == records.size()) break;
+    records[n++] = core::MxRecord{h.preference, h.host};
+  }
+  const auto* op = p.rules->operator_for_mx(std::span<const core::MxRecord>(records.data(), n));
+  if (cached) {
+    // Answers are replaced as their TTLs run out: start afresh rather than grow for ever.
+    if (operators_.size() >= kMaxOperators) operators_.clear();
+    operators_.insert_or_assign(answer.get(), MxOperator{answer, op});
+  }
+  return op;
+}
+
+std::shared_ptr<const Server::LimitsEntry> Server::limits_of(const Pending& p, core::UnixTime now) {
+  const bool cached = p.rules == rules_;
+  const SpecPair key{p.stream, p.op};
+  if (cached) {
+    if (now >= limits_until_ || now < limits_from_) {
+      // A new day, a back-off ending (or the clock stepping back): compute afresh.
+      limits_cache_.clear();
+      limits_from_ = now;
+      limits_until_ = (core::day_of(now) + 1) * core::kDaySeconds;
+      for (const auto& b : backoffs_) {
+        if (b.until > now) limits_until_ = std::min(limits_until_, b.until);
+      }
+    }
+    if (auto it = limits_cache_.find(key); it != limits_cache_.end()) return it->second;
+  }
+  static const std::vector<core::DayCount> kNoHistory;
+  auto h = history_.find(p.stream->name);
+  auto set = core::limits_for(*p.rules, *p.stream, p.op,
+                              h != history_.end() ? h->second : kNoHistory, backoffs_, now);
+  auto entry = std::make_shared<LimitsEntry>();
+  entry->keys.reserve(set.limits.size());
+  for (const auto& l : set.limits) entry->keys.push_back(l.scope.key());
+  entry->limits = std::move(set.limits);
+  if (cached) limits_cache_.emplace(key, entry);
+  return entry;
+}
+
+void Server::charge(std::shared_ptr<Pending> p, int attempt, core::UnixTime now) {
   auto& wallet = budget_.wallet();
-  auto check = wallet.check(p->limits, now);
+  const auto& limits = p->limits->limits;
+  const auto& keys = p->limits->keys;
+  auto check = wallet.check(limits, keys, now);
   // Stale leases check() retired go back now; expired ones are swept every second by main.
   if (wallet.has_pending()) budget_.hand_back(now);
   switch (check.state) {
     case Wallet::State::Ready: {
-      wallet.spend(p->limits);
+      wallet.spend(std::span<const std::string>(keys));
       std::vector<core::Limit> ahead;
-      for (const auto& l : p->limits) {
-        auto key = l.scope.key();
-        const Holding* h = wallet.holding(key);
-        p->conn->charge(std::move(key), h != nullptr ? h->lease_id : 0,
-                        h != nullptr ? h->bucket : 0);
-        if (wallet.wants_prefetch(l, now)) ahead.push_back(l);
+      for (std::size_t i = 0; i < limits.size(); ++i) {
+        const Holding* h = wallet.holding(keys[i]);
+        p->conn->charge(keys[i], h != nullptr ? h->lease_id : 0, h != nullptr ? h->bucket : 0);
+        if (wallet.wants_prefetch(limits[i], keys[i], now)) ahead.push_back(limits[i]);
       }
       if (!ahead.empty()) budget_.prefetch(std::move(ahead));
       finish(*p, dunno());
       return;
     }
     case Wallet::State::Exhausted: {
-      const auto& limit = p->limits[check.index];
-      const Holding* h = wallet.holding(limit.scope.key());
+      const auto& limit = limits[check.index];
+      const Holding* h = wallet.holding(keys[check.index]);
       static const std::vector<core::Bucket> kNone;
       const auto when = core::reopens(limit, h != nullptr ? h->window : kNone, now);
       Reply reply =
@@ -544,13 +620,13 @@ void Server::charge(std::shared_ptr<Pending> p, int attempt) {
   }
   std::vector<core::Limit> need;
   need.reserve(check.refill.size());
-  for (auto i : check.refill) need.push_back(p->limits[i]);
+  for (auto i : check.refill) need.push_back(limits[i]);
   budget_.refill(std::move(need), [this, p, attempt](bool store_ok) mutable {
     if (!store_ok) {
       finish(*p, settings_.dunno_on_store_error ? dunno() : store_failed());
       return;
     }
-    charge(std::move(p), attempt + 1);
+    charge(std::move(p), attempt + 1, now_utc());
   });
 }
 

@@ -47,7 +47,7 @@ struct ConnState {
   };
   // One entry per (scope, lease): bounded by scopes x leases, not by recipients.
   std::vector<Charge> charges;
-  void charge(std::string scope, std::int64_t lease, std::int64_t bucket);
+  void charge(const std::string& scope, std::int64_t lease, std::int64_t bucket);
   bool held = false;
 };
 
@@ -86,8 +86,17 @@ class Server {
 
  private:
   struct Pending;
-  void after_mx(std::shared_ptr<Pending> p, std::shared_ptr<const dns::MxAnswer> answer);
-  void charge(std::shared_ptr<Pending> p, int attempt);
+  // The limits of one stream x operator (core::limits_for) and their scope keys.
+  struct LimitsEntry {
+    std::vector<core::Limit> limits;
+    std::vector<std::string> keys;  // keys[i] == limits[i].scope.key()
+  };
+  std::shared_ptr<const LimitsEntry> limits_of(const Pending& p, core::UnixTime now);
+  void bump_counter(const Pending& p, const Reply& reply);
+  void after_mx(std::shared_ptr<Pending> p, const std::shared_ptr<const dns::MxAnswer>& answer);
+  void charge(std::shared_ptr<Pending> p, int attempt, core::UnixTime now);
+  const core::OperatorSpec* operator_of(const Pending& p,
+                                        const std::shared_ptr<const dns::MxAnswer>& answer);
   void finish(Pending& p, const Reply& reply);
   template <class Acceptor>
   void accept(std::shared_ptr<Acceptor> acceptor);
@@ -106,6 +115,48 @@ class Server {
   std::vector<SessionBase*> sessions_;
   std::unordered_map<std::string, std::uint64_t> counters_;
   std::string counter_key_;  // reused buffer
+
+  // limits_for per stream x operator of the current rules: what it reads changes only through
+  // apply() (rules, back-offs, histories), at 00:00 UTC (the warm-up day, day scopes, gates) and
+  // when a back-off ends, so the cache is emptied then. Keyed by the specs' addresses, which
+  // only mean something while rules_ is the rule set they came from: a request pinned to older
+  // rules neither reads nor fills it.
+  struct SpecPair {
+    const void* stream = nullptr;
+    const void* op = nullptr;
+    friend bool operator==(const SpecPair&, const SpecPair&) = default;
+  };
+  struct SpecPairHash {
+    std::size_t operator()(const SpecPair& k) const noexcept {
+      return std::hash<const void*>()(k.stream) * 31 + std::hash<const void*>()(k.op);
+    }
+  };
+  std::unordered_map<SpecPair, std::shared_ptr<const LimitsEntry>, SpecPairHash> limits_cache_;
+  core::UnixTime limits_from_ = 0, limits_until_ = 0;  // the cache holds for [from, until)
+  // Where each outcome's counter is, so a decision does not format its counter key: same rules
+  // caveat as limits_cache_. The counters themselves are never erased (their nodes stay put).
+  struct CounterId {
+    Action action = Action::Dunno;
+    SpecPair specs;
+    std::string reason;
+    friend bool operator==(const CounterId&, const CounterId&) = default;
+  };
+  struct CounterIdHash {
+    std::size_t operator()(const CounterId& k) const noexcept {
+      return SpecPairHash()(k.specs) * 7 + static_cast<std::size_t>(k.action) +
+             std::hash<std::string>()(k.reason);
+    }
+  };
+  std::unordered_map<CounterId, std::uint64_t*, CounterIdHash> counter_ids_;
+  CounterId counter_id_;  // reused for lookups
+  // The operator of each MX answer (RuleSet::operator_for_mx) under the current rules: same
+  // rules caveat as limits_cache_.
+  struct MxOperator {
+    std::weak_ptr<const dns::MxAnswer> answer;
+    const core::OperatorSpec* op = nullptr;
+  };
+  static constexpr std::size_t kMaxOperators = 4096;
+  std::unordered_map<const dns::MxAnswer*, MxOperator> operators_;
   bool draining_ = false;
   std::function<void()> drained_;
   std::uint64_t refused_connections_ = 0;

@@ -9,23 +9,48 @@ namespace rampart::policyd {
 
 Envelope read_envelope(const Request& request) {
   Envelope e;
-  e.protocol_state = request.get("protocol_state");
-  e.queue_id = request.get("queue_id");
-  e.instance = request.get("instance");
-  e.recipient = request.get("recipient");
+  std::string_view port;
+  // One pass over the attributes (names are unique: parse_request refuses repeats).
+  for (const auto& [name, value] : request.attributes) {
+    switch (name.size()) {
+      case 6:
+        if (name == "sender") e.stream_query.sender = value;
+        break;
+      case 8:
+        if (name == "queue_id") {
+          e.queue_id = value;
+        } else if (name == "instance") {
+          e.instance = value;
+        }
+        break;
+      case 9:
+        if (name == "recipient") e.recipient = value;
+        break;
+      case 11:
+        if (name == "server_port") port = value;
+        break;
+      case 13:
+        if (name == "sasl_username") e.stream_query.sasl_user = value;
+        break;
+      case 14:
+        if (name == "protocol_state") {
+          e.protocol_state = value;
+        } else if (name == "client_address") {
+          e.stream_query.client_addr = value;
+        }
+        break;
+      default: break;
+    }
+  }
   if (const auto at = e.recipient.rfind('@'); at != std::string_view::npos) {
     e.domain = e.recipient.substr(at + 1);
     while (!e.domain.empty() && e.domain.back() == '.') e.domain.remove_suffix(1);
   }
-  const auto port = request.get("server_port");
   std::int64_t p = 0;
   if (!port.empty()) {
     const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
     if (ec == std::errc{} && end == port.data() + port.size()) e.stream_query.port = p;
   }
-  e.stream_query.client_addr = request.get("client_address");
-  e.stream_query.sender = request.get("sender");
-  e.stream_query.sasl_user = request.get("sasl_username");
   return e;
 }
 

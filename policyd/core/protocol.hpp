@@ -20,9 +20,10 @@ struct Limits {
 };
 
 // One request's attributes, in arrival order. Postfix sends every attribute every time (empty
-// when unknown); names are unique within a request.
+// when unknown); names are unique within a request. Names and values view the buffer given to
+// parse_request: a Request is valid only while that buffer is alive and unchanged.
 struct Request {
-  std::vector<std::pair<std::string, std::string>> attributes;
+  std::vector<std::pair<std::string_view, std::string_view>> attributes;
   // The value of `name`, or "" when absent (Postfix's own convention for unknown values).
   std::string_view get(std::string_view name) const;
   bool has(std::string_view name) const;
@@ -43,9 +44,14 @@ struct ParseResult {
 
 // Parses the first request in `buffer` (which may hold several pipelined requests, or part of
 // one). Lines end with LF; a CR before it is tolerated. Requires `request=smtpd_access_policy`.
+// The request views `buffer` (see Request).
 ParseResult parse_request(std::string_view buffer, const Limits& limits = {});
+// The same into `out`, whose storage is reused (a server parses every request into one).
+void parse_request(std::string_view buffer, const Limits& limits, ParseResult& out);
 
 // `action=<text>\n\n`; CR, LF and NUL in the text become spaces so a reply is always one line.
 std::string format_reply(std::string_view action);
+// format_reply(action) appended to `out`.
+void append_reply(std::string& out, std::string_view action);
 
 }  // namespace rampart::policyd

@@ -21,18 +21,33 @@ void Wallet::retire(Holding& h) {
   h.units = 0;
 }
 
+namespace {
+std::vector<std::string> keys_of(std::span<const core::Limit> limits) {
+  std::vector<std::string> keys;
+  keys.reserve(limits.size());
+  for (const auto& l : limits) keys.push_back(l.scope.key());
+  return keys;
+}
+}  // namespace
+
 Wallet::Check Wallet::check(std::span<const core::Limit> limits, core::UnixTime now) {
+  const auto keys = keys_of(limits);
+  return check(limits, keys, now);
+}
+
+Wallet::Check Wallet::check(std::span<const core::Limit> limits, std::span<const std::string> keys,
+                            core::UnixTime now) {
   Check out;
   for (std::size_t i = 0; i < limits.size(); ++i) {
     const auto& l = limits[i];
     if (l.limit <= 0) {
       // The use to name is the scope's today; a day holding from yesterday says nothing of it.
-      auto it = holdings_.find(l.scope.key());
+      auto it = holdings_.find(keys[i]);
       const bool today =
           it != holdings_.end() && (l.scope.hourly() || it->second.bucket == core::day_of(now));
       return {State::Exhausted, i, today ? it->second.used : 0, {}};
     }
-    auto it = holdings_.find(l.scope.key());
+    auto it = holdings_.find(keys[i]);
     if (it == holdings_.end()) {
       out.refill.push_back(i);
       continue;
@@ -54,8 +69,13 @@ Wallet::Check Wallet::check(std::span<const core::Limit> limits, core::UnixTime 
 }
 
 void Wallet::spend(std::span<const core::Limit> limits) {
-  for (const auto& l : limits) {
-    auto it = holdings_.find(l.scope.key());
+  const auto keys = keys_of(limits);
+  spend(std::span<const std::string>(keys));
+}
+
+void Wallet::spend(std::span<const std::string> keys) {
+  for (const auto& key : keys) {
+    auto it = holdings_.find(key);
     if (it == holdings_.end() || it->second.units <= 0) continue;  // check() said Ready
     // `used` stays: the store charged the whole block when it granted it.
     --it->second.units;
@@ -121,8 +141,13 @@ void Wallet::credit(const core::Limit& limit, const Grant& grant, core::UnixTime
 
 bool Wallet::wants_prefetch(const core::Limit& limit, core::UnixTime now,
                             core::UnixTime margin) const {
+  return wants_prefetch(limit, limit.scope.key(), now, margin);
+}
+
+bool Wallet::wants_prefetch(const core::Limit& limit, const std::string& key, core::UnixTime now,
+                            core::UnixTime margin) const {
   if (limit.limit <= 0) return false;
-  auto it = holdings_.find(limit.scope.key());
+  auto it = holdings_.find(key);
   if (it == holdings_.end()) return false;
   const Holding& h = it->second;
   if (h.lease_id == 0 || h.units <= 0 || h.expires <= now || !current(h, limit, now)) return false;

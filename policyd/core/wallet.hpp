@@ -64,8 +64,14 @@ class Wallet {
 
   // Limits with limit 0 (gates, pauses) are Exhausted without a lease.
   Check check(std::span<const core::Limit> limits, core::UnixTime now);
+  // The same with each limit's scope key given (keys[i] == limits[i].scope.key()), so a caller
+  // that keeps its limits does not build the keys again for every request.
+  Check check(std::span<const core::Limit> limits, std::span<const std::string> keys,
+              core::UnixTime now);
   // Spends one unit of every limit; only after check() said Ready at the same `now`.
   void spend(std::span<const core::Limit> limits);
+  // The same by the limits' scope keys.
+  void spend(std::span<const std::string> keys);
   // Puts back `units` spent from lease `lease_id` (charged to counter row `bucket`) of
   // `scope_key`, so a held message is charged once, by `rampart release`: into the holding when
   // it is still that lease (true), else to the store through refunds() (false). Lease 0: nothing.
@@ -77,6 +83,9 @@ class Wallet {
   // quarter or less of it is left, or it expires within `margin` seconds. Keeps requests from
   // waiting on the store while the budget lasts.
   bool wants_prefetch(const core::Limit& limit, core::UnixTime now,
+                      core::UnixTime margin = 10) const;
+  // The same with the limit's scope key given.
+  bool wants_prefetch(const core::Limit& limit, const std::string& key, core::UnixTime now,
                       core::UnixTime margin = 10) const;
   // Records a store answer for `limit`; the holding it replaces goes to hand_backs().
   void credit(const core::Limit& limit, const Grant& grant, core::UnixTime now,

@@ -58,10 +58,12 @@
 # server takes ~15 us when it runs on the load generator's CPU and ~45-60 us when it runs on the
 # other one (a cross-CPU wake-up), and the kernel chooses differently from run to run. The
 # DUNNO row of the same run says which case a run was. RAMPART_BENCH_PIN=split fixes it: the
-# load generator on CPU 0, the DUNNO server and rampart-policyd on CPU 1 (postfwd is never
-# pinned: it is several processes and uses every CPU it can get).
+# load generator on CPU 0, the DUNNO server and rampart-policyd on CPU 1; RAMPART_BENCH_PIN=same
+# puts all three on CPU 0, so a round trip is a switch on one CPU (smtpd and its policy server
+# on a busy MTA: there is always work where the wake-up lands). postfwd is never pinned: it is
+# several processes and uses every CPU it can get.
 # Environment: RAMPART_BENCH_REQUESTS, RAMPART_BENCH_POSTFWD_SECONDS, RAMPART_BENCH_MANY,
-# RAMPART_BENCH_POSTFWD, RAMPART_BENCH_PIN (none, the default, or split),
+# RAMPART_BENCH_POSTFWD, RAMPART_BENCH_PIN (none, the default, split or same),
 # RAMPART_BENCH_POLICYD_LOG_LEVEL (sets [policyd] log_level), RAMPART_LAB_KEEP=1 (keep the lab
 # directory with every log).
 set -euo pipefail
@@ -90,7 +92,10 @@ case $pin in
     (($(nproc) >= 2)) || { printf 'RAMPART_BENCH_PIN=split needs 2 CPUs\n' >&2; exit 64; }
     load_pin=(taskset -c 0)
     server_pin=(taskset -c 1) ;;
-  *) printf 'RAMPART_BENCH_PIN: %s is not none or split\n' "$pin" >&2; exit 64 ;;
+  same)
+    load_pin=(taskset -c 0)
+    server_pin=(taskset -c 0) ;;
+  *) printf 'RAMPART_BENCH_PIN: %s is not none, split or same\n' "$pin" >&2; exit 64 ;;
 esac
 for n in "$requests" "$postfwd_secs" "$many"; do [[ $n =~ ^[1-9][0-9]*$ ]] || usage; done
 

@@ -150,6 +150,18 @@ TEST_CASE("verdict_word: the log's verdicts") {
   }
 }
 
+namespace {
+// The fields both read_envelope cases send the same values for.
+void check_fixed_fields(const Envelope& e) {
+  CHECK(e.protocol_state == "RCPT");
+  CHECK(e.queue_id == "4F1A2B3C");
+  CHECK(e.instance == "a1b2.6f1c2d3e.1");
+  CHECK(e.stream_query.client_addr == "172.18.0.5");
+  CHECK(e.stream_query.sender == "news@send.example.net");
+  CHECK(e.stream_query.sasl_user == "app2");
+}
+}  // namespace
+
 TEST_CASE("read_envelope: the attributes a decision reads") {
   struct Case {
     std::string_view label;
@@ -177,14 +189,30 @@ TEST_CASE("read_envelope: the attributes a decision reads") {
     const auto parsed = parse_request(text);
     REQUIRE(parsed.status == ParseStatus::Complete);
     const Envelope e = read_envelope(parsed.request);
-    CHECK(e.protocol_state == "RCPT");
-    CHECK(e.queue_id == "4F1A2B3C");
-    CHECK(e.instance == "a1b2.6f1c2d3e.1");
+    check_fixed_fields(e);
     CHECK(e.recipient == c.recipient);
     CHECK(e.domain == c.want_domain);
     CHECK(e.stream_query.port == c.want_port);
-    CHECK(e.stream_query.client_addr == "172.18.0.5");
-    CHECK(e.stream_query.sender == "news@send.example.net");
-    CHECK(e.stream_query.sasl_user == "app2");
   }
+}
+
+TEST_CASE(
+    "read_envelope: other attributes, even of the same length, are not taken for those read") {
+  // A Postfix 3.7 RCPT request in full, with names as long as the ones read ("stress" and
+  // "sender", "helo_name" and "recipient", "sasl_sender" and "server_port", ...) before them.
+  const std::string text =
+      "request=smtpd_access_policy\nprotocol_state_x=END\nstress=yes\nhelo_name=app2.example\n"
+      "client_name=app2.example\nsasl_sender=x\nsasl_method=PLAIN\netrn_domain=\n"
+      "ccert_subject=CN=x\nprotocol_name=ESMTP\nreverse_client_name=app2.example\nsize=1234\n"
+      "policy_context=\nccert_issuer=\nclient_port=51234\nqueue_id=4F1A2B3C\n"
+      "instance=a1b2.6f1c2d3e.1\nprotocol_state=RCPT\nclient_address=172.18.0.5\n"
+      "server_address=203.0.113.94\nserver_port=587\nsender=news@send.example.net\n"
+      "recipient=a@contoso.example\nrecipient_count=0\nsasl_username=app2\n\n";
+  const auto parsed = parse_request(text);
+  REQUIRE(parsed.status == ParseStatus::Complete);
+  const Envelope e = read_envelope(parsed.request);
+  check_fixed_fields(e);
+  CHECK(e.recipient == "a@contoso.example");
+  CHECK(e.domain == "contoso.example");
+  CHECK(e.stream_query.port == 587);
 }

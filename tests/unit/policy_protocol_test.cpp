@@ -116,3 +116,58 @@ TEST_CASE("format_reply: one action line and the empty line; no injection") {
   CHECK(format_reply("DEFER_IF_PERMIT 4.7.1 x\n\naction=OK") ==
         "action=DEFER_IF_PERMIT 4.7.1 x  action=OK\n\n");
 }
+
+TEST_CASE("parse_request: a result parsed into again holds only the new request") {
+  ParseResult r;
+  const auto first = request("a@contoso.example", "4F1A2B3C");
+  parse_request(first, Limits{}, r);
+  REQUIRE(r.status == ParseStatus::Complete);
+  CHECK(r.request.get("queue_id") == "4F1A2B3C");
+
+  const std::string bad = "request=smtpd_access_policy\nsender=a\nsender=b\n\n";
+  parse_request(bad, Limits{}, r);
+  CHECK(r.status == ParseStatus::Invalid);
+  CHECK(r.consumed == 0);
+  CHECK(r.error.find("repeated") != std::string::npos);
+
+  const auto partial = request("b@fabrikam.example").substr(0, 40);
+  parse_request(partial, Limits{}, r);
+  CHECK(r.status == ParseStatus::NeedMore);
+  CHECK(r.error.empty());
+  CHECK(r.request.attributes.empty());
+
+  const std::string other = "request=smtpd_access_policy\nrecipient=c@example.org\n\n";
+  parse_request(other, Limits{}, r);
+  REQUIRE(r.status == ParseStatus::Complete);
+  CHECK(r.consumed == other.size());
+  CHECK(r.error.empty());
+  CHECK(r.request.attributes.size() == 2);
+  CHECK(r.request.get("recipient") == "c@example.org");
+  CHECK_FALSE(r.request.has("queue_id"));
+}
+
+TEST_CASE("parse_request: a repeat is found among many names, and only a repeat") {
+  struct Case {
+    std::string_view label;
+    std::string repeat;  // appended as one more line; "" for none
+    ParseStatus want;
+  };
+  const Case cases[] = {
+      {"99 distinct names (request, n0 to n97)", "", ParseStatus::Complete},
+      {"the first name again", "n0=x", ParseStatus::Invalid},
+      {"a middle name again", "n57=x", ParseStatus::Invalid},
+      {"the last name again", "n97=x", ParseStatus::Invalid},
+      {"request again", "request=smtpd_access_policy", ParseStatus::Invalid},
+      {"a prefix of a name is another name", "n9_=x", ParseStatus::Complete},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.label);
+    std::string text = "request=smtpd_access_policy\n";
+    for (int i = 0; i < 98; ++i) text += "n" + std::to_string(i) + "=v\n";
+    if (!c.repeat.empty()) text += c.repeat + "\n";
+    text += "\n";
+    const auto r = parse_request(text);
+    CHECK(r.status == c.want);
+    if (c.want == ParseStatus::Invalid) CHECK(r.error.find("repeated") != std::string::npos);
+  }
+}

@@ -635,3 +635,48 @@ TEST_CASE("Wallet::credit: an early ask that finds nothing keeps what is in hand
   CHECK(got.used == 400);
   CHECK(w.check(limits, kT0 + 6).state == Wallet::State::Refill);
 }
+
+TEST_CASE("Wallet: the overloads given scope keys agree with those that build them") {
+  const std::vector<Limit> limits = {hourly(300), daily(4000), cap(120)};
+  const std::vector<std::string> keys = {"hour:bulk", "day:bulk", "op:bulk/microsoft"};
+  for (std::size_t i = 0; i < limits.size(); ++i) CHECK(limits[i].scope.key() == keys[i]);
+  const UnixTime exp = kT0 + 60;
+  Wallet by_limit;
+  Wallet by_key;
+  for (auto* w : {&by_limit, &by_key}) {
+    CHECK(w->check(limits, kT0).state == Wallet::State::Refill);
+    w->credit(limits[0], granted(11, 2, 2, {{minute_of(exp), 2}}), kT0, exp);
+    w->credit(limits[1], granted(12, 80, 80), kT0, exp);
+    w->credit(limits[2], granted(13, 8, 8), kT0, exp);
+  }
+  struct Step {
+    std::string_view label;
+    Wallet::State want;
+    std::string_view want_refill;
+  };
+  const Step steps[] = {
+      {"first", Wallet::State::Ready, ""},
+      {"second", Wallet::State::Ready, ""},
+      {"hourly ran out", Wallet::State::Refill, "0"},
+  };
+  for (const auto& s : steps) {
+    CAPTURE(s.label);
+    const auto a = by_limit.check(limits, kT0 + 1);
+    const auto b = by_key.check(limits, keys, kT0 + 1);
+    CHECK(a.state == s.want);
+    CHECK(b.state == s.want);
+    CHECK(refill_str(a) == s.want_refill);
+    CHECK(refill_str(b) == s.want_refill);
+    if (a.state == Wallet::State::Ready) by_limit.spend(limits);
+    if (b.state == Wallet::State::Ready) by_key.spend(std::span<const std::string>(keys));
+    for (std::size_t i = 0; i < limits.size(); ++i) {
+      CAPTURE(keys[i]);
+      CHECK(by_limit.holding(keys[i])->units == by_key.holding(keys[i])->units);
+      CHECK(by_limit.wants_prefetch(limits[i], kT0 + 1) ==
+            by_key.wants_prefetch(limits[i], keys[i], kT0 + 1));
+    }
+  }
+  // 8 granted, 2 spent: still more than a quarter left; the day (80, 78 left) too.
+  CHECK_FALSE(by_key.wants_prefetch(limits[2], keys[2], kT0 + 1));
+  CHECK(by_key.holding("op:bulk/microsoft")->units == 6);
+}
