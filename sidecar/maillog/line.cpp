@@ -48,9 +48,6 @@ std::string_view to_string(Hop h) {
 namespace {
 
 constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
-constexpr bool is_upper_hex(char c) { return is_digit(c) || (c >= 'A' && c <= 'F'); }
-
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 // starts_with against a literal: a constant-length compare the compiler inlines (the hot path
 // checks a few of these per line; a libc memcmp call each costs more than the compare).
@@ -260,9 +257,9 @@ constexpr std::string_view kWhyNoTo = "delivery record without to=";
 }  // namespace
 
 bool is_loopback(std::string_view ip) {
-  if (starts_with(ip, "::ffff:")) ip.remove_prefix(7);
+  if (has_prefix(ip, "::ffff:")) ip.remove_prefix(7);
   if (ip == "::1") return true;
-  if (!starts_with(ip, "127.")) return false;
+  if (!has_prefix(ip, "127.")) return false;
   // The rest must be an IPv4 address: three more dotted decimal parts.
   int dots = 0;
   for (char c : ip) {
@@ -560,7 +557,7 @@ bool parse_delivery_into(std::string_view message, std::string_view service, Del
     if (at == std::string_view::npos) continue;
     reply = d.text.substr(at + marker.size());
     auto who = d.text.substr(0, at);
-    if (starts_with(who, "host ")) d.remote_host = split_endpoint(who.substr(5)).host;
+    if (has_prefix(who, "host ")) d.remote_host = split_endpoint(who.substr(5)).host;
     break;
   }
   const auto r = parse_reply(reply);
@@ -725,7 +722,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
         Failure f;
         f.address = w.substr(0, addr_end);
         f.reason = w.substr(addr_end + 2);
-        f.cannot_assign = starts_with(f.reason, "Cannot assign requested address");
+        f.cannot_assign = has_prefix(f.reason, "Cannot assign requested address");
         out.failure = f;
         out.kind = Kind::BindFailure;
         return;
@@ -745,7 +742,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
       f.address = e.ip;
       f.port = e.port;
       f.reason = target.substr(end + 2);
-      f.cannot_assign = starts_with(f.reason, "Cannot assign requested address");
+      f.cannot_assign = has_prefix(f.reason, "Cannot assign requested address");
       out.failure = f;
       out.kind = Kind::ConnectFailure;
       return;

@@ -65,10 +65,12 @@ struct Summary {
   std::int64_t overlong = 0;       // lines cut at the reader's maximum
   std::int64_t deliveries = 0;     // remote delivery records counted into aggregates
   std::int64_t sent = 0, deferred = 0, bounced = 0, expired = 0;  // of `deliveries`
-  std::int64_t filter_hops = 0;       // smtp/lmtp to loopback (content filters): not counted
-  std::int64_t local_hops = 0;        // local/virtual/pipe/...: not counted
-  std::int64_t other_status = 0;      // status=undeliverable etc. (address probes): not counted
-  std::int64_t backwards = 0;         // lines stamped more than a minute before the line before
+  std::int64_t filter_hops = 0;   // smtp/lmtp to loopback (content filters): not counted
+  std::int64_t local_hops = 0;    // local/virtual/pipe/...: not counted
+  std::int64_t other_status = 0;  // status=undeliverable etc. (address probes): not counted
+  // Lines stamped more than a minute before the latest stamp so far. Every line with a stamp
+  // counts here and in first_time/last_time, even one that does not parse further.
+  std::int64_t backwards = 0;
   std::int64_t unattributed = 0;      // deliveries in no stream
   std::int64_t unknown_operator = 0;  // deliveries to no [[operator]]
   std::int64_t anomalies = 0;         // anomaly occurrences
@@ -76,7 +78,7 @@ struct Summary {
   // nothing at all: not judged (OpenDKIM may log elsewhere).
   std::int64_t unsigned_unjudged = 0;
   std::map<std::string, std::int64_t, std::less<>> unparsed_by_reason;
-  core::UnixTime first_time = 0, last_time = 0;  // stamps of the first and last dated lines
+  core::UnixTime first_time = 0, last_time = 0;  // the first stamp, the latest stamp
 };
 
 class Tally {
