@@ -4,10 +4,11 @@
 // keeps the cursors and writes the store.
 //
 // Idempotency: each log is known by its content identity (a hash of its first line) and read
-// from its stored cursor. Every batch (--batch lines, rounded up to the end of a read chunk of
-// at most 1 MiB when reading a file; exact with --follow) is committed in one transaction
-// together with the cursor it moves (Store::commit_classify), so a kill -9 leaves the store as
-// the last commit left it and a re-run carries on from there: the totals equal one clean run.
+// from its stored cursor. Every batch (--batch lines; reading a file, up to two read chunks of
+// at most 1 MiB more, as commits wait for one of the calling thread's chunks; exact with
+// --follow) is committed in one transaction together with the cursor it moves
+// (Store::commit_classify), so a kill -9 leaves the store as the last commit left it and a
+// re-run carries on from there: the totals equal one clean run.
 // Suppressions and pauses found in a batch are written before the batch is committed (they are
 // idempotent), so a crash between the two loses nothing.
 #include <sys/stat.h>
@@ -68,8 +69,8 @@ constexpr std::string_view kUsage =
     "  --follow          keep reading FILE as it grows, across rotation (rename or\n"
     "                    copytruncate); commits every --interval; stops on SIGINT or SIGTERM\n"
     "  --interval SECS   --follow: longest time between commits (default 10)\n"
-    "  --batch N         lines per store transaction (default 200000), rounded up to\n"
-    "                    the end of a read chunk (at most 1 MiB) when reading files\n"
+    "  --batch N         lines per store transaction (default 200000); reading a file,\n"
+    "                    up to two read chunks (1 MiB each) more\n"
     "\n"
     "Exit status: 0 ok, 64 usage, 66 a log could not be read (the others were), 75 store\n"
     "unreachable, 78 rules error.";
