@@ -79,9 +79,11 @@ struct Delivery {
   std::string_view relay_host;   // "mx.example.com"; the whole relay when it has no [..]
   std::string_view relay_ip;     // inside [..]: an address, or "private/dovecot-lmtp"
   std::uint16_t relay_port = 0;  // 0 when absent
-  double delay = -1;             // -1 when absent
-  std::array<double, 4> delays = {-1, -1, -1, -1};  // before qmgr / in qmgr / connect / transmit
-  std::string_view dsn;                             // "5.7.1"
+  // `delay=` and `delays=` as logged ("1.2", "0.1/0.01/0.4/0.69"): read into numbers only when
+  // asked for (delay(), delays()), since classify itself never needs them.
+  std::string_view delay_text;
+  std::string_view delays_text;
+  std::string_view dsn;  // "5.7.1"
   Status status = Status::Other;
   std::string_view status_word;  // "sent", "undeliverable-but-not-cached"
   std::string_view text;         // inside the parentheses after status=..., without them
@@ -93,6 +95,11 @@ struct Delivery {
   bool status_from_reply = false;  // enhanced_status came from the reply text, not dsn=
   std::string_view remote_host;    // "host X[IP] said:" host, when the text has it
   Hop hop = Hop::Remote;
+
+  // Seconds, -1 when absent or not a number.
+  double delay() const;
+  // Before qmgr / in qmgr / connect / transmit; -1 for each one absent or not a number.
+  std::array<double, 4> delays() const;
 };
 
 // `warning: smtp_connect_addr: bind 203.0.113.94: Cannot assign requested address`, and

@@ -4,11 +4,12 @@
 #include "maillog/tally.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
-#include <deque>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -57,6 +58,121 @@ template <class V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
 const std::string kEmpty;
+
+// The per-queue-id state: open addressing with linear probing and the ids stored in the slots.
+// A message costs no allocation (std::unordered_map<std::string, ...> allocated a node per
+// message, and the eviction queue a string). Queue ids longer than kMaxKey (Postfix's are at most
+// 20 characters) are not kept: such a message is attributed as a forgotten one would be.
+// Bounded: when `limit` messages are kept, the older half (by insertion) is forgotten at once.
+template <class V>
+class QidTable {
+ public:
+  static constexpr std::size_t kMaxKey = 32;
+
+  explicit QidTable(std::size_t limit) : limit_(std::max<std::size_t>(limit, 2)) { rehash(16); }
+
+  V* find(std::string_view qid) {
+    if (qid.empty() || qid.size() > kMaxKey) return nullptr;
+    const auto h = static_cast<std::uint32_t>(fast_hash(qid));
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.len == 0) return nullptr;
+      if (s.hash == h && matches(s, qid)) return &s.value;
+    }
+  }
+
+  // The entry for qid, made (value-initialised) when new; nullptr for an id too long to keep.
+  // Pointers stay valid until the next insertion.
+  V* get(std::string_view qid) {
+    if (V* v = find(qid)) return v;
+    if (qid.empty() || qid.size() > kMaxKey) return nullptr;
+    if (size_ >= limit_) forget_older_half();
+    if ((size_ + 1) * 2 > slots_.size()) rehash(slots_.size() * 2);
+    const auto h = static_cast<std::uint32_t>(fast_hash(qid));
+    std::size_t i = h & mask_;
+    while (slots_[i].len != 0) i = (i + 1) & mask_;
+    Slot& s = slots_[i];
+    s.hash = h;
+    s.len = static_cast<std::uint8_t>(qid.size());
+    std::memcpy(s.key.data(), qid.data(), qid.size());
+    s.value = V{};
+    s.gen = ++gen_;
+    ++size_;
+    return &s.value;
+  }
+
+  void erase(std::string_view qid) {
+    if (qid.empty() || qid.size() > kMaxKey) return;
+    const auto h = static_cast<std::uint32_t>(fast_hash(qid));
+    std::size_t i = h & mask_;
+    for (;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.len == 0) return;
+      if (s.hash == h && matches(s, qid)) break;
+    }
+    // Backward-shift deletion: pull later entries of the run into the hole where their home
+    // slot allows, so lookups never need tombstones.
+    slots_[i].len = 0;
+    --size_;
+    for (std::size_t j = (i + 1) & mask_; slots_[j].len != 0; j = (j + 1) & mask_) {
+      const std::size_t home = slots_[j].hash & mask_;
+      // Whether home lies cyclically in (i, j]: then the entry must stay.
+      const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+      if (stays) continue;
+      slots_[i] = slots_[j];
+      slots_[j].len = 0;
+      i = j;
+    }
+  }
+
+  std::size_t size() const { return size_; }
+
+ private:
+  struct Slot {
+    std::uint32_t hash = 0;
+    std::uint8_t len = 0;  // 0: empty
+    std::array<char, kMaxKey> key{};
+    std::uint64_t gen = 0;  // insertion order
+    V value{};
+  };
+
+  static bool matches(const Slot& s, std::string_view qid) {
+    return s.len == qid.size() && std::memcmp(s.key.data(), qid.data(), qid.size()) == 0;
+  }
+
+  void rehash(std::size_t capacity) {
+    std::vector<Slot> old(capacity);
+    old.swap(slots_);
+    mask_ = capacity - 1;
+    for (const Slot& s : old) {
+      if (s.len == 0) continue;
+      std::size_t i = s.hash & mask_;
+      while (slots_[i].len != 0) i = (i + 1) & mask_;
+      slots_[i] = s;
+    }
+  }
+
+  // Keeps the newer half of the entries: a rebuild, once per limit/2 insertions.
+  void forget_older_half() {
+    const std::uint64_t keep_from = gen_ - limit_ / 2 + 1;
+    std::vector<Slot> old(slots_.size());
+    old.swap(slots_);
+    size_ = 0;
+    for (const Slot& s : old) {
+      if (s.len == 0 || s.gen < keep_from) continue;
+      std::size_t i = s.hash & mask_;
+      while (slots_[i].len != 0) i = (i + 1) & mask_;
+      slots_[i] = s;
+      ++size_;
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0;
+  std::size_t size_ = 0;
+  std::size_t limit_;
+  std::uint64_t gen_ = 0;
+};
 
 // Log bytes as stored and printed: valid UTF-8 (PostgreSQL TEXT, JSON), bounded.
 std::string sample_of(std::string_view reply) {
@@ -135,8 +251,13 @@ bool Tally::stateful(const ParsedLine& line) {
 
 std::string_view remote_reply(std::string_view text) {
   std::string_view r = text;
-  if (const auto said = text.find(" said: "); said != std::string_view::npos)
-    r = text.substr(said + 7);
+  // The first " said: ", found by its colon: replies hold far fewer colons than spaces.
+  for (auto c = text.find(':'); c != std::string_view::npos; c = text.find(':', c + 1)) {
+    if (c + 1 < text.size() && text[c + 1] == ' ' && text.substr(0, c).ends_with(" said")) {
+      r = text.substr(c + 2);
+      break;
+    }
+  }
   if (r.ends_with(" command)")) {
     if (const auto p = r.rfind(" (in reply to "); p != std::string_view::npos) r = r.substr(0, p);
   }
@@ -191,7 +312,6 @@ struct Tally::Impl {
     bool signed_ = false;
     bool unsigned_counted = false;
     bool egress_counted = false;
-    std::uint64_t gen = 0;
   };
   struct Key {
     std::int64_t day;
@@ -228,9 +348,7 @@ struct Tally::Impl {
   std::size_t max_messages;
 
   std::vector<std::pair<std::string_view, const core::StreamSpec*>> by_transport;
-  StringMap<Msg> msgs;
-  std::deque<std::pair<std::string, std::uint64_t>> order;
-  std::uint64_t gen = 0;
+  QidTable<Msg> msgs;
   std::unordered_map<std::uint64_t, std::string> bind_pending;  // (host, pid) -> address
   StringMap<const core::OperatorSpec*> op_by_host;
   StringMap<const core::OperatorSpec*> op_by_domain;
@@ -249,7 +367,7 @@ struct Tally::Impl {
   Summary sum;
 
   Impl(const core::RuleSet& r, const core::Classifier& c, std::size_t max)
-      : rules(r), classifier(c), max_messages(std::max<std::size_t>(max, 16)) {
+      : rules(r), classifier(c), max_messages(std::max<std::size_t>(max, 16)), msgs(max_messages) {
     for (const auto& s : rules.spec().streams) {
       if (!s.transport.empty()) by_transport.emplace_back(s.transport, &s);
     }
@@ -273,32 +391,10 @@ struct Tally::Impl {
     return nullptr;
   }
 
-  Msg& msg(std::string_view qid) {
-    if (auto it = msgs.find(qid); it != msgs.end()) return it->second;
-    while (msgs.size() >= max_messages && !order.empty()) {
-      const auto& [old, g] = order.front();
-      if (auto it = msgs.find(old); it != msgs.end() && it->second.gen == g) msgs.erase(it);
-      order.pop_front();
-    }
-    auto& m = msgs[std::string(qid)];
-    m.gen = ++gen;
-    order.emplace_back(std::string(qid), m.gen);
-    // The order queue keeps stale entries of removed messages; drop them once they outnumber
-    // the live ones, so memory follows the messages in flight, not the messages ever seen.
-    if (order.size() > 2 * msgs.size() + 4096) {
-      std::erase_if(order, [this](const auto& e) {
-        const auto it = msgs.find(e.first);
-        return it == msgs.end() || it->second.gen != e.second;
-      });
-    }
-    return m;
-  }
+  // The message's state, made when new; nullptr for a queue id too long to keep.
+  Msg* msg(std::string_view qid) { return msgs.get(qid); }
 
-  Msg* find_msg(std::string_view qid) {
-    if (qid.empty()) return nullptr;
-    const auto it = msgs.find(qid);
-    return it == msgs.end() ? nullptr : &it->second;
-  }
+  Msg* find_msg(std::string_view qid) { return msgs.find(qid); }
 
   static std::uint64_t proc_key(const Header& h) {
     return fast_hash(h.host) * 1000003u ^ h.pid.value_or(0) ^ (fast_hash(h.program) << 1);
@@ -478,23 +574,25 @@ struct Tally::Impl {
       if (qid.empty() || !rest.starts_with("pin ")) return;
       const auto name = field(rest, "stream");
       const core::StreamSpec* s = name.empty() || name == "-" ? nullptr : rules.stream(name);
-      if (s != nullptr) msg(qid).milter_stream = s;
+      if (s == nullptr) return;
+      if (Msg* m = msg(qid)) m->milter_stream = s;
     } else if (program_is(h.program, "opendkim")) {
       saw_opendkim = true;
       auto [qid, rest] = split_qid(h.message);
       if (qid.empty() || !rest.starts_with("DKIM-Signature field added")) return;
-      auto& m = msg(qid);
-      m.signed_ = true;
-      m.began = true;
+      if (Msg* m = msg(qid)) {
+        m->signed_ = true;
+        m->began = true;
+      }
     }
   }
 
   void postfix_other(const ParsedLine& line) {
     switch (postfix_event(line)) {
-      case PostfixEvent::Began: msg(line.queue_id).began = true; break;
-      case PostfixEvent::Removed:
-        if (auto it = msgs.find(line.queue_id); it != msgs.end()) msgs.erase(it);
+      case PostfixEvent::Began:
+        if (Msg* m = msg(line.queue_id)) m->began = true;
         break;
+      case PostfixEvent::Removed: msgs.erase(line.queue_id); break;
       case PostfixEvent::None: break;
     }
   }

@@ -267,6 +267,64 @@ TEST_CASE("tally: incident 5, a stream's message delivered with no OpenDKIM sign
   CHECK(t.tracked_messages() == 0);
 }
 
+TEST_CASE("tally: per-message state through many receptions, removals and a bound") {
+  auto& f = fixture();
+  // 6,000 messages: each received, the even ones signed, every third removed (in an order that
+  // makes removals shift others along the table), then all delivered. Only the messages still
+  // held can be judged: the odd ones not removed are the unsigned ones.
+  const auto qid = [](int i) {
+    char b[16];
+    std::snprintf(b, sizeof b, "%010X", 0x1A0000 + i * 7919);
+    return std::string(b);
+  };
+  constexpr int kN = 6000;
+  Tally t(*f.rules, f.classifier);
+  std::vector<std::string> lines;
+  for (int i = 0; i < kN; ++i) {
+    lines.push_back(line(1, "postfix/smtpd[90]", qid(i) + ": client=app.example.net[192.0.2.7]"));
+    if (i % 2 == 0)
+      lines.push_back(line(1, "opendkim[80]", qid(i) + ": DKIM-Signature field added (s=s1)"));
+  }
+  for (int i = kN - 1; i >= 0; --i) {
+    if (i % 3 == 0) lines.push_back(line(2, "postfix/qmgr[70]", qid(i) + ": removed"));
+  }
+  feed(t, lines);
+  CHECK(t.tracked_messages() == static_cast<std::size_t>(kN - kN / 3));
+  lines.clear();
+  for (int i = 0; i < kN; ++i) {
+    lines.push_back(line(3, "postfix/out05/smtp[101]",
+                         delivery(qid(i), "ana@contoso.example", kMs, "2.0.0", "sent", "250 ok")));
+  }
+  feed(t, lines);
+  const auto b = t.take();
+  const auto* u = find_anomaly(b, core::AnomalyKind::Unsigned);
+  REQUIRE(u != nullptr);
+  int want = 0;
+  for (int i = 0; i < kN; ++i) want += i % 2 == 1 && i % 3 != 0 ? 1 : 0;
+  CHECK(u->count == want);
+
+  // Bounded: past the limit the oldest are forgotten first, the newest are still known.
+  Tally small(*f.rules, f.classifier, 64);
+  lines.clear();
+  for (int i = 0; i < 1000; ++i)
+    lines.push_back(line(1, "postfix/smtpd[90]", qid(i) + ": client=app.example.net[192.0.2.7]"));
+  feed(small, lines);
+  CHECK(small.tracked_messages() <= 64);
+  CHECK(small.tracked_messages() >= 32);
+  lines.clear();
+  for (int i = 0; i < 1000; ++i) {
+    lines.push_back(line(3, "postfix/out05/smtp[101]",
+                         delivery(qid(i), "ana@contoso.example", kMs, "2.0.0", "sent", "250 ok")));
+  }
+  feed(small, lines);
+  const auto bs = small.take();
+  const auto* us = find_anomaly(bs, core::AnomalyKind::Unsigned);
+  // Unsigned is judged only once OpenDKIM has logged: it has not here, so count the unjudged.
+  CHECK(us == nullptr);
+  CHECK(small.summary().unsigned_unjudged >= 32);
+  CHECK(small.summary().unsigned_unjudged <= 64);
+}
+
 TEST_CASE("tally: unparsed lines are counted by reason, dates going backwards are counted") {
   auto& f = fixture();
   Tally t(*f.rules, f.classifier);

@@ -346,11 +346,11 @@ TEST_CASE("parse_line: delays and the remote host of the reply") {
       "of DATA command))",
       kUtc);
   REQUIRE(got.delivery.has_value());
-  CHECK(got.delivery->delay == doctest::Approx(2017));
-  CHECK(got.delivery->delays[0] == doctest::Approx(0.1));
-  CHECK(got.delivery->delays[1] == doctest::Approx(2017));
-  CHECK(got.delivery->delays[2] == doctest::Approx(0.03));
-  CHECK(got.delivery->delays[3] == doctest::Approx(0.05));
+  CHECK(got.delivery->delay() == doctest::Approx(2017));
+  CHECK(got.delivery->delays()[0] == doctest::Approx(0.1));
+  CHECK(got.delivery->delays()[1] == doctest::Approx(2017));
+  CHECK(got.delivery->delays()[2] == doctest::Approx(0.03));
+  CHECK(got.delivery->delays()[3] == doctest::Approx(0.05));
   CHECK(got.delivery->remote_host == "mx.example.com");
   CHECK(got.delivery->text_truncated == false);
   CHECK(got.header.pid == 9U);
@@ -519,9 +519,9 @@ TEST_CASE("parse_delivery: delays read exactly as from_chars reads them") {
     double want = 0;
     std::from_chars(text.data(), text.data() + text.size(), want);
     CAPTURE(text);
-    CHECK(d->delay == want);
-    CHECK(d->delays[0] == want);
-    CHECK(d->delays[3] == want);
+    CHECK(d->delay() == want);
+    CHECK(d->delays()[0] == want);
+    CHECK(d->delays()[3] == want);
   }
   // Not the plain form: still read (by from_chars) or refused, as before.
   const auto odd = parse_delivery(
@@ -529,9 +529,9 @@ TEST_CASE("parse_delivery: delays read exactly as from_chars reads them") {
       "dsn=4.4.1, status=deferred (x)",
       "smtp");
   REQUIRE(odd.has_value());
-  CHECK(odd->delay == 1000.0);
-  CHECK(odd->delays[0] == 0.5);  // from_chars takes ".5" and "5."
-  CHECK(odd->delays[1] == 5.0);
-  CHECK(odd->delays[2] == -1);  // negative
-  CHECK(odd->delays[3] == 12345678901234567.0);
+  CHECK(odd->delay() == 1000.0);
+  CHECK(odd->delays()[0] == 0.5);  // from_chars takes ".5" and "5."
+  CHECK(odd->delays()[1] == 5.0);
+  CHECK(odd->delays()[2] == -1);  // negative
+  CHECK(odd->delays()[3] == 12345678901234567.0);
 }
