@@ -122,11 +122,11 @@ struct Actions {
 };
 
 // Reads one log on two threads, the caller's and one more, which take chunks (up to 1 MiB of
-// whole lines) from the reader in turn. Each parses its chunk's lines and counts them into a
-// Tally of its own (Tally::count_kind), keeping the parsed stateful lines; then, in log order,
-// one chunk at a time (its "turn"), it hands the chunk's stamps (count_line) and stateful lines
-// (feed_state) to the shared Tally and calls `done` with the chunk's end. The parsing, most of
-// the work, runs on both threads at once; the turns are short.
+// whole lines) from the reader in turn. Each parses its chunk's lines and counts them by kind
+// (a Census of its own), keeping the parsed stateful lines; then, in log order, one chunk at a
+// time (its "turn"), it hands the chunk's stamps (count_lines) and stateful lines (feed_state)
+// to the shared Tally and calls `done` with the chunk's end. The parsing, most of the work, runs
+// on both threads at once; the turns are short.
 class TwoThreadRead {
  public:
   // After a chunk's turn: its end offset and line count, on either thread (`main` says which).
@@ -139,27 +139,25 @@ class TwoThreadRead {
 
   // Reads to the end (or to a read error, returned after the lines before it went in).
   std::optional<Error> run(const Done& done) {
-    maillog::Tally other(rules_, classifier_);
+    maillog::Census other;
     std::thread helper([&] { loop(other, done, false); });
-    maillog::Tally mine(rules_, classifier_);
+    maillog::Census mine;
     loop(mine, done, true);
     helper.join();
-    tally_.add_summary(mine.summary());
-    tally_.add_summary(other.summary());
+    tally_.add_census(mine);
+    tally_.add_census(other);
     return error_;
   }
 
  private:
   struct Work {
-    std::vector<core::UnixTime> stamps;  // each line's, kNoStamp for a line without one
+    std::vector<core::UnixTime> stamps;  // each line's, maillog::kNoStamp for one without
     // The lines for feed_state, parsed (views into the chunk): the first `stateful` of `parsed`,
     // whose further elements are room reused from chunk to chunk.
     std::vector<maillog::ParsedLine> parsed;
     std::size_t stateful = 0;
   };
-  static constexpr core::UnixTime kNoStamp = std::numeric_limits<core::UnixTime>::min();
-
-  void loop(maillog::Tally& census, const Done& done, bool main) {
+  void loop(maillog::Census& census, const Done& done, bool main) {
     Work w;
     const std::size_t max_line = reader_.max_line();
     for (;;) {
@@ -184,7 +182,7 @@ class TwoThreadRead {
       w.stateful = 0;
       std::int64_t lines = 0;
       if (chunk.overlong) {
-        census.overlong();
+        census.count_overlong();
         lines = 1;
       } else {
         std::string_view text = chunk.text;
@@ -194,15 +192,15 @@ class TwoThreadRead {
           text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
           ++lines;
           if (line.size() > max_line) {
-            census.overlong();
+            census.count_overlong();
             continue;
           }
           // Parsed into the next free slot, which only a stateful line keeps.
           if (w.stateful == w.parsed.size()) w.parsed.emplace_back();
           auto& pl = w.parsed[w.stateful];
           maillog::parse_line(line, clock_, pl);
-          w.stamps.push_back(pl.dated ? pl.header.time : kNoStamp);
-          census.count_kind(pl);
+          w.stamps.push_back(pl.dated ? pl.header.time : maillog::kNoStamp);
+          census.count(pl);
           if (maillog::Tally::stateful(pl)) ++w.stateful;
         }
       }
@@ -214,7 +212,7 @@ class TwoThreadRead {
       // This chunk's turn: the shared Tally is this thread's until turn_ moves on.
       bool go_on = !last;
       if (!last) {
-        for (const auto t : w.stamps) tally_.count_line(t != kNoStamp, t);
+        tally_.count_lines(w.stamps);
         for (std::size_t i = 0; i < w.stateful; ++i) tally_.feed_state(w.parsed[i]);
         go_on = done(chunk.end, lines, main);
       } else if (read_error_) {

@@ -114,6 +114,58 @@ Marker find_reply_marker(std::string_view text) {
   }
 }
 
+// The decimal digits right before `close` (8 readable bytes before it), when there are one to
+// seven of them (then a non-digit comes first): `open` moves back over them and `value` is
+// theirs. false when all 8 bytes are digits: the caller reads the longer run itself.
+bool trailing_digits(const char* close, std::size_t& open, std::uint64_t& value) {
+  std::uint64_t x = 0;
+  std::memcpy(&x, close - 8, 8);  // byte 7 (the top one) is the one right before `close`
+  constexpr std::uint64_t kLow = 0x0f0f0f0f0f0f0f0fULL, kHigh = 0xf0f0f0f0f0f0f0f0ULL;
+  constexpr std::uint64_t k7f = 0x7f7f7f7f7f7f7f7fULL, k80 = 0x8080808080808080ULL;
+  // Non-zero bytes where x is no digit: high nibble not 3, or low nibble above 9.
+  const std::uint64_t bad =
+      ((x & kHigh) ^ 0x3030303030303030ULL) | (((x & kLow) + 0x0606060606060606ULL) & kHigh);
+  const std::uint64_t nonzero = (((bad & k7f) + k7f) | bad) & k80;
+  if (nonzero == 0) return false;
+  const auto last_bad = static_cast<unsigned>(63 - __builtin_clzll(nonzero)) / 8;  // 0..7
+  const unsigned n = 7 - last_bad;
+  open -= n;
+  if (n == 0) {
+    value = 0;
+    return true;
+  }
+  // The digits moved to the top bytes, zeros below them (leading zero digits), then 8 digits
+  // combined pairwise into 2, 4 and 8 (most significant first in memory order).
+  const unsigned shift = 8 * (8 - n);
+  std::uint64_t v = (x >> (64 - 8 * n)) << shift;  // n < 8: both shifts below 64
+  v -= 0x3030303030303030ULL & (~std::uint64_t{0} << shift);
+  v = ((v * (1 + (10ULL << 8))) >> 8) & 0x00ff00ff00ff00ffULL;
+  v = ((v * (1 + (100ULL << 16))) >> 16) & 0x0000ffff0000ffffULL;
+  v = (v * (1 + (10000ULL << 32))) >> 32;
+  value = v;
+  return true;
+}
+
+// How many of s's first bytes are ASCII letters and digits, 16 at a time while 16 remain; the
+// caller goes on one at a time from there.
+std::size_t alnum_run(std::string_view s) {
+  std::size_t n = 0;
+#if defined(__SSE2__)
+  const __m128i lower_a = _mm_set1_epi8('a' - 1), lower_z = _mm_set1_epi8('z' + 1);
+  const __m128i zero = _mm_set1_epi8('0' - 1), nine = _mm_set1_epi8('9' + 1);
+  const __m128i case_bit = _mm_set1_epi8(0x20);
+  for (; s.size() - n >= 16; n += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + n));
+    const __m128i l = _mm_or_si128(v, case_bit);
+    const __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(l, lower_a), _mm_cmplt_epi8(l, lower_z));
+    const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, zero), _mm_cmplt_epi8(v, nine));
+    const auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(alpha, digit)));
+    if (mask != 0xffff) return n + static_cast<std::size_t>(__builtin_ctz(~mask));
+  }
+#endif
+  return n;
+}
+
 // `n` decimal digits at s[pos], or -1.
 int digits(std::string_view s, std::size_t pos, std::size_t n) {
   if (pos + n > s.size()) return -1;
@@ -630,6 +682,7 @@ std::optional<Delivery> parse_delivery(std::string_view message, std::string_vie
 void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   // Reset field by field: a whole `out = {}` costs more than the parse of most lines.
   out.kind = Kind::Malformed;
+  out.event = Event::None;
   out.why = {};
   out.dated = false;
   // Field by field again: `out.header = Header{}` compiles to a slow `rep stos`.
@@ -692,14 +745,21 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   h.message = tag_end == std::string_view::npos ? std::string_view{} : rest.substr(tag_end + 2);
   std::size_t program_size = tag_size;
   if (tag[tag_size - 1] == ']') {
-    // "[digits]" at the end, read backwards in one pass; the '[' must be the tag's last and not
-    // its first character.
+    // "[digits]" at the end; the '[' must be the tag's last and not its first character. Up to
+    // seven digits (every Linux pid) are read from the 8 bytes before the ']' at once.
     std::size_t open = tag_size - 1;
-    std::uint64_t pid = 0, scale = 1;
-    while (open > 0 && is_digit(tag[open - 1]) && scale <= 1'000'000'000) {
-      pid += static_cast<std::uint64_t>(tag[open - 1] - '0') * scale;
-      scale *= 10;
-      --open;
+    std::uint64_t pid = 0;
+    const char* const close = tag + open;
+    if (close - line.data() < 8 || !trailing_digits(close, open, pid)) {
+      // Read backwards, one digit at a time, at most ten.
+      std::uint64_t scale = 1;
+      pid = 0;
+      open = tag_size - 1;
+      while (open > 0 && is_digit(tag[open - 1]) && scale <= 1'000'000'000) {
+        pid += static_cast<std::uint64_t>(tag[open - 1] - '0') * scale;
+        scale *= 10;
+        --open;
+      }
     }
     // Stopped short of a '[': not a digit, an eleventh digit, or the tag's start.
     if (open <= 1 || tag[open - 1] != '[' || open == tag_size - 1)
@@ -731,7 +791,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   // The first ": ". When the message starts with a queue id it ends that id, so the leading
   // letters and digits are tried first; otherwise only a delivery record's (before column 64)
   // still matters.
-  std::size_t colon = 0;
+  std::size_t colon = alnum_run(msg);
   while (colon < msg.size() && (kQidClass[static_cast<unsigned char>(msg[colon])] & 4) != 0)
     ++colon;
   if (colon + 1 >= msg.size() || msg[colon] != ':' || msg[colon + 1] != ' ')
@@ -804,7 +864,16 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
     }
   }
   out.kind = Kind::OtherPostfix;
-  return;
+  if (!out.queue_id.empty()) {
+    const auto sv = h.service;
+    if (sv == "smtpd") {
+      if (has_prefix(body, "client=")) out.event = Event::Received;
+    } else if (sv == "qmgr") {
+      if (body == "removed") out.event = Event::Removed;
+    } else if (sv == "pickup") {
+      if (has_prefix(body, "uid=") || has_prefix(body, "sender=")) out.event = Event::Received;
+    }
+  }
 }
 
 ParsedLine parse_line(std::string_view line, const Clock& clock) {

@@ -113,10 +113,18 @@ struct Failure {
   bool cannot_assign = false;  // reason is EADDRNOTAVAIL: the egress address is not on the host
 };
 
+// What an OtherPostfix line says of its message's life in the queue.
+enum class Event : std::uint8_t {
+  None,
+  Received,  // smtpd `QID: client=...`, pickup `QID: uid=...` / `QID: sender=...`
+  Removed,   // qmgr `QID: removed`
+};
+
 struct ParsedLine {
   Kind kind = Kind::Malformed;
-  std::string_view why;  // Malformed only: a constant lower-case reason ("no timestamp")
-  bool dated = false;    // header.time holds the line's stamp (every kind but a line without one)
+  Event event = Event::None;  // OtherPostfix only
+  std::string_view why;       // Malformed only: a constant lower-case reason ("no timestamp")
+  bool dated = false;  // header.time holds the line's stamp (every kind but a line without one)
   Header header;
   std::string_view queue_id;  // Delivery, MessageExpired and Postfix lines that carry one
   std::optional<Delivery> delivery;

@@ -213,40 +213,10 @@ bool program_is(std::string_view program, std::string_view name) {
          program[program.size() - name.size() - 1] == '/';
 }
 
-enum class PostfixEvent : std::uint8_t { None, Began, Removed };
-
-// What a Postfix line other than a delivery says about its message: its reception (smtpd
-// client=, pickup) or its removal from the queue (qmgr removed).
-PostfixEvent postfix_event(const ParsedLine& line) {
-  const auto& h = line.header;
-  // parse_line() took the queue id from the front of the message: "QID: rest".
-  if (line.queue_id.empty() || h.message.size() < line.queue_id.size() + 2 ||
-      h.message.data() != line.queue_id.data())
-    return PostfixEvent::None;
-  const auto rest = h.message.substr(line.queue_id.size() + 2);
-  const auto sv = h.service;
-  if (sv == "smtpd") return rest.starts_with("client=") ? PostfixEvent::Began : PostfixEvent::None;
-  if (sv == "qmgr") return rest == "removed" ? PostfixEvent::Removed : PostfixEvent::None;
-  if (sv == "pickup" && (rest.starts_with("uid=") || rest.starts_with("sender=")))
-    return PostfixEvent::Began;
-  return PostfixEvent::None;
-}
-
 }  // namespace
 
-bool Tally::stateful(const ParsedLine& line) {
-  switch (line.kind) {
-    case Kind::Delivery:
-    case Kind::BindFailure: return true;
-    case Kind::ConnectFailure: return line.failure->cannot_assign;
-    case Kind::OtherPostfix: return postfix_event(line) != PostfixEvent::None;
-    case Kind::NotPostfix:
-      return program_is(line.header.program, "rampart-milter") ||
-             program_is(line.header.program, "opendkim");
-    case Kind::MessageExpired:
-    case Kind::Malformed: return false;
-  }
-  return false;
+bool Tally::tracked_program(std::string_view program) {
+  return program_is(program, "rampart-milter") || program_is(program, "opendkim");
 }
 
 std::string_view remote_reply(std::string_view text) {
@@ -588,12 +558,12 @@ struct Tally::Impl {
   }
 
   void postfix_other(const ParsedLine& line) {
-    switch (postfix_event(line)) {
-      case PostfixEvent::Began:
+    switch (line.event) {
+      case Event::Received:
         if (Msg* m = msg(line.queue_id)) m->began = true;
         break;
-      case PostfixEvent::Removed: msgs.erase(line.queue_id); break;
-      case PostfixEvent::None: break;
+      case Event::Removed: msgs.erase(line.queue_id); break;
+      case Event::None: break;
     }
   }
 
@@ -703,7 +673,20 @@ void Tally::feed(const ParsedLine& line) {
 }
 void Tally::count_line(const ParsedLine& line) { impl_->count_line(line.dated, line.header.time); }
 void Tally::count_line(bool dated, core::UnixTime time) { impl_->count_line(dated, time); }
+void Tally::count_lines(std::span<const core::UnixTime> stamps) {
+  for (const auto t : stamps) impl_->count_line(t != kNoStamp, t);
+}
 void Tally::count_kind(const ParsedLine& line) { impl_->count_kind(line); }
+void Tally::add_census(const Census& c) {
+  Summary& s = impl_->sum;
+  s.postfix += c.postfix;
+  s.other_program += c.other_program;
+  s.unparsed += c.unparsed + c.overlong;
+  s.overlong += c.overlong;
+  s.lines += c.overlong;
+  for (const auto& [why, n] : c.unparsed_by_reason) s.unparsed_by_reason[why] += n;
+  if (c.overlong > 0) s.unparsed_by_reason["line too long"] += c.overlong;
+}
 void Tally::feed_state(const ParsedLine& line) { impl_->feed_state(line); }
 void Tally::add_summary(const Summary& other) {
   Summary& s = impl_->sum;

@@ -10,8 +10,10 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,6 +83,34 @@ struct Summary {
   core::UnixTime first_time = 0, last_time = 0;  // the first stamp, the latest stamp
 };
 
+// A line without a stamp, in the stamps given to Tally::count_lines().
+inline constexpr core::UnixTime kNoStamp = std::numeric_limits<core::UnixTime>::min();
+
+// The counts of lines by kind (Summary's postfix, other_program and unparsed with its reasons,
+// and the lines cut as overlong), kept where the lines are parsed, on any thread and in any order,
+// and added to a Tally at once (Tally::add_census).
+struct Census {
+  std::int64_t postfix = 0, other_program = 0, unparsed = 0, overlong = 0;
+  std::map<std::string, std::int64_t, std::less<>> unparsed_by_reason;
+
+  void count(const ParsedLine& line) {
+    if (line.kind == Kind::Malformed) {
+      ++unparsed;
+      if (auto it = unparsed_by_reason.find(line.why); it != unparsed_by_reason.end()) {
+        ++it->second;
+      } else {
+        unparsed_by_reason.emplace(line.why, 1);
+      }
+    } else if (line.kind == Kind::NotPostfix) {
+      ++other_program;
+    } else {
+      ++postfix;
+    }
+  }
+  // A line cut at the reader's maximum: a line (Summary::lines) and unparsed, "line too long".
+  void count_overlong() { ++overlong; }
+};
+
 class Tally {
  public:
   // `rules` and `classifier` must outlive the Tally. max_messages bounds the per-queue-id state
@@ -100,11 +130,28 @@ class Tally {
   // (one per thread), whose summaries add_summary() then puts together.
   void count_line(const ParsedLine& line);
   void count_line(bool dated, core::UnixTime time);  // the same from the line's stamp
+  // count_line() for a run of lines at once: each one's stamp, kNoStamp for a line without.
+  void count_lines(std::span<const core::UnixTime> stamps);
   void count_kind(const ParsedLine& line);
+  // Adds counts that count_kind() would have made (and overlong() ones), kept elsewhere.
+  void add_census(const Census& census);
   void feed_state(const ParsedLine& line);
   // Whether feed() does more with a line than count it: deliveries, bind failures, the
   // reception and removal of messages, rampart-milter's and OpenDKIM's lines. Pure.
-  static bool stateful(const ParsedLine& line);
+  static bool stateful(const ParsedLine& line) {
+    switch (line.kind) {
+      case Kind::Delivery:
+      case Kind::BindFailure: return true;
+      case Kind::ConnectFailure: return line.failure->cannot_assign;
+      case Kind::OtherPostfix: return line.event != Event::None;
+      case Kind::NotPostfix: return tracked_program(line.header.program);
+      case Kind::MessageExpired:
+      case Kind::Malformed: return false;
+    }
+    return false;
+  }
+  // rampart-milter and OpenDKIM, whose lines attribute and judge messages.
+  static bool tracked_program(std::string_view program);
   // Adds another Tally's summary into this one's (counts added; first and last stamps widened).
   void add_summary(const Summary& other);
   // A line the reader cut at its maximum length: counted as unparsed ("overlong").

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/classify.hpp"
 #include "core/ruleset.hpp"
@@ -59,10 +60,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view in(reinterpret_cast<const char*>(data), size);
   const maillog::Clock clock{1781006400, 0};
   // The same lines the way `rampart classify` reads a file on two threads: every other line
-  // counted by a second and third Tally, the stamps and the stateful lines by a shared one.
+  // counted by one of two Census objects, the stamps (in runs) and the stateful lines by a
+  // shared Tally.
   maillog::Tally shared(*r.set, *r.classifier, 64);
-  maillog::Tally census[2] = {maillog::Tally(*r.set, *r.classifier, 64),
-                              maillog::Tally(*r.set, *r.classifier, 64)};
+  maillog::Census census[2];
+  std::vector<core::UnixTime> stamps;
   maillog::ParsedLine reused;
   std::size_t pos = 0, lines = 0;
   while (pos < in.size()) {
@@ -72,18 +74,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto parsed = maillog::parse_line(line, clock);
     tally.feed(parsed);
     maillog::parse_line(line, clock, reused);  // over whatever the line before left in it
-    if (reused.kind != parsed.kind || reused.dated != parsed.dated ||
-        reused.header.time != parsed.header.time || reused.queue_id != parsed.queue_id ||
+    if (reused.kind != parsed.kind || reused.event != parsed.event ||
+        reused.dated != parsed.dated || reused.header.time != parsed.header.time ||
+        reused.queue_id != parsed.queue_id ||
         reused.delivery.has_value() != parsed.delivery.has_value())
       std::abort();
-    shared.count_line(reused);
-    census[lines % 2].count_kind(reused);
+    stamps.push_back(reused.dated ? reused.header.time : maillog::kNoStamp);
+    if (stamps.size() == 7) {
+      shared.count_lines(stamps);
+      stamps.clear();
+    }
+    census[lines % 2].count(reused);
     if (maillog::Tally::stateful(reused)) shared.feed_state(reused);
     ++lines;
     pos = nl + 1;
   }
-  shared.add_summary(census[0].summary());
-  shared.add_summary(census[1].summary());
+  shared.count_lines(stamps);
+  shared.add_census(census[0]);
+  shared.add_census(census[1]);
   const auto& s = tally.summary();
   const auto& split = shared.summary();
   if (split.lines != s.lines || split.postfix != s.postfix || split.unparsed != s.unparsed ||

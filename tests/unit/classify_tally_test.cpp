@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -482,27 +483,37 @@ TEST_CASE(
   };
   Tally whole(*f.rules, f.classifier);
   feed(whole, lines);
+  whole.overlong();
+  // As classify's reader: kinds counted in two Census objects, the stamps handed over in two
+  // runs, the stateful lines fed in order.
   Tally shared(*f.rules, f.classifier);
-  Tally census[2] = {Tally(*f.rules, f.classifier), Tally(*f.rules, f.classifier)};
+  Census census[2];
+  std::vector<core::UnixTime> stamps;
   ParsedLine pl;
   std::size_t stateful = 0;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     parse_line(lines[i], Clock{kNoon, 0}, pl);
-    shared.count_line(pl);
-    census[i % 2].count_kind(pl);
+    stamps.push_back(pl.dated ? pl.header.time : kNoStamp);
+    census[i % 2].count(pl);
     if (Tally::stateful(pl)) {
       ++stateful;
       shared.feed_state(pl);
     }
   }
+  census[1].count_overlong();
+  const std::span<const core::UnixTime> all(stamps);
+  shared.count_lines(all.first(5));
+  shared.count_lines(all.subspan(5));
   // client=, the OpenDKIM and milter lines, two deliveries, removed, the bind warning.
   CHECK(stateful == 7);
-  shared.add_summary(census[0].summary());
-  shared.add_summary(census[1].summary());
+  shared.add_census(census[0]);
+  shared.add_census(census[1]);
   const auto& w = whole.summary();
   const auto& s = shared.summary();
   CHECK(s.lines == w.lines);
-  CHECK(s.lines == static_cast<std::int64_t>(lines.size()));
+  CHECK(s.lines == static_cast<std::int64_t>(lines.size()) + 1);
+  CHECK(s.overlong == 1);
+  CHECK(s.overlong == w.overlong);
   CHECK(s.postfix == w.postfix);
   CHECK(s.other_program == w.other_program);
   CHECK(s.unparsed == w.unparsed);

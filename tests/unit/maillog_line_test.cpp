@@ -463,6 +463,84 @@ TEST_CASE("parse_line: lines it does not understand say why") {
   }
 }
 
+TEST_CASE("parse_line: a message's reception and removal") {
+  const struct {
+    const char* line;
+    Event want;
+  } cases[] = {
+      {"Jun  9 08:50:20 mx1 postfix/smtpd[9]: 4F1A2B3C5D: client=a.example.com[192.0.2.1]",
+       Event::Received},
+      {"Jun  9 08:50:20 mx1 postfix/submission/smtpd[9]: 4F1A2B3C5D: client=x[192.0.2.1]",
+       Event::Received},
+      {"Jun  9 08:50:20 mx1 postfix/pickup[9]: 4F1A2B3C5D: uid=0 from=<root>", Event::Received},
+      {"Jun  9 08:50:20 mx1 postfix/pickup[9]: 4F1A2B3C5D: sender=<root>", Event::Received},
+      {"Jun  9 08:50:20 mx1 postfix/qmgr[9]: 4F1A2B3C5D: removed", Event::Removed},
+      {"Jun  9 08:50:20 mx1 postfix/qmgr[9]: 4F1A2B3C5D: removed later", Event::None},
+      {"Jun  9 08:50:20 mx1 postfix/qmgr[9]: 4F1A2B3C5D: from=<a@example.com>, size=1, nrcpt=1 "
+       "(queue active)",
+       Event::None},
+      {"Jun  9 08:50:20 mx1 postfix/cleanup[9]: 4F1A2B3C5D: client=x", Event::None},
+      {"Jun  9 08:50:20 mx1 postfix/smtpd[9]: connect from a.example.com[192.0.2.1]", Event::None},
+      {"Jun  9 08:50:20 mx1 postfix/smtpd[9]: NOQUEUE: client=x", Event::None},
+      {"Jun  9 08:50:20 mx1 opendkim[9]: 4F1A2B3C5D: removed", Event::None},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.line);
+    CHECK(parse_line(c.line, kUtc).event == c.want);
+  }
+}
+
+TEST_CASE("parse_line: pids of every length, and what stands before them") {
+  // The pid is read 8 bytes at a time where it can be: every length from 0 to 11 digits, with
+  // and without leading zeros, after programs of several lengths, against a plain reading.
+  std::uint64_t seed = 88172645463325252ULL;
+  const auto next = [&seed] {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  for (const std::string program : {"p", "ab", "postfix/smtp", "postfix/out05/smtp", "x[1"}) {
+    for (std::size_t len = 0; len <= 11; ++len) {
+      for (int k = 0; k < 40; ++k) {
+        std::string digits;
+        for (std::size_t i = 0; i < len; ++i)
+          digits += static_cast<char>('0' + (i == 0 && k % 2 == 0 ? 0 : next() % 10));
+        const std::string l = "Jun  9 08:50:20 mx1 " + program + "[" + digits + "]: hi";
+        CAPTURE(l);
+        const auto got = parse_line(l, kUtc);
+        std::uint64_t want = 0;
+        for (char c : digits) want = want * 10 + static_cast<std::uint64_t>(c - '0');
+        const bool ok = len >= 1 && len <= 10 && want <= 0xffffffffULL;
+        if (!ok) {
+          CHECK(got.kind == Kind::Malformed);
+          CHECK(got.why == "bad pid in program tag");
+          continue;
+        }
+        CHECK(got.kind != Kind::Malformed);
+        REQUIRE(got.header.pid.has_value());
+        CHECK(*got.header.pid == want);
+        CHECK(got.header.program == program);
+      }
+    }
+  }
+  // Bytes before the '[' that are digits, or high bytes, do not join the pid.
+  const auto odd = parse_line(
+      "Jun  9 08:50:20 mx1 a9\xff"
+      "7[123]: hi",
+      kUtc);
+  CHECK(odd.header.pid == 123U);
+  CHECK(odd.header.program ==
+        "a9\xff"
+        "7");
+  const auto digit_program = parse_line("Jun  9 08:50:20 mx1 12345678[9]: hi", kUtc);
+  CHECK(digit_program.header.pid == 9U);
+  CHECK(digit_program.header.program == "12345678");
+  const auto short_line = parse_line("Jun  9 08:50:20 h 7[1]: m", kUtc);
+  CHECK(short_line.header.pid == 1U);
+  CHECK(short_line.header.program == "7");
+}
+
 TEST_CASE("parse_line: a 1 MB line is parsed in one pass") {
   std::string line =
       "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<a@example.com>, "
