@@ -4,6 +4,7 @@
 #include "core/classify.hpp"
 
 #include <algorithm>
+#include <array>
 #include <utility>
 
 #include <fmt/format.h>
@@ -124,6 +125,40 @@ std::string_view effective_dsn(std::string_view reply, std::string_view dsn, cha
 constexpr int kAnyChar = -1;
 constexpr int kAnything = -2;
 
+namespace {
+// A dsn or a dsn pattern cut at its dots: the first three parts (a pattern has at most three)
+// and how many there are. classify() cuts the dsn once and compares it with every rule's
+// pattern, cut when the rules were compiled, instead of re-reading both strings per rule.
+struct DsnParts {
+  std::array<std::string_view, 3> part;
+  std::size_t n = 0;  // 0: empty
+
+  explicit DsnParts(std::string_view s = {}) {
+    if (s.empty()) return;
+    while (true) {
+      const auto dot = s.find('.');
+      if (n < part.size()) part[n] = s.substr(0, dot);
+      ++n;
+      if (dot == std::string_view::npos) break;
+      s.remove_prefix(dot + 1);
+    }
+  }
+
+  // dsn_matches(pattern, dsn) for pattern = *this.
+  bool matches(const DsnParts& dsn) const {
+    if (n == 0) return true;
+    if (dsn.n == 0 || n > part.size()) return false;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i >= dsn.n) return false;
+      const bool star = part[i] == "*";
+      if (!star && part[i] != dsn.part[i]) return false;
+      if (i + 1 == n) return star || dsn.n == n;
+    }
+    return false;
+  }
+};
+}  // namespace
+
 struct Classifier::Impl {
   std::vector<ClassifySpec> rules;
   std::vector<std::unique_ptr<re2::RE2>> res;
@@ -131,6 +166,7 @@ struct Classifier::Impl {
   // Per rule: its index in `set`, or kAnyChar/kAnything for the patterns "." and ".*": the rule
   // is decided by its dsn/operator alone and never costs a regex. Set indices rise with rules.
   std::vector<int> set_index;
+  std::vector<DsnParts> dsn_parts;  // per rule: its dsn pattern, cut (views into `rules`)
   bool set_empty = true;
   ClassifySpec fallback2, fallback4, fallback5;
 
@@ -147,6 +183,10 @@ struct Classifier::Impl {
   bool accepts(std::size_t i, std::string_view dsn, std::string_view op) const {
     const auto& r = rules[i];
     return (r.op.empty() || r.op == op) && dsn_matches(r.dsn, dsn);
+  }
+  bool accepts(std::size_t i, const DsnParts& d, std::string_view op) const {
+    const auto& r = rules[i];
+    return (r.op.empty() || r.op == op) && dsn_parts[i].matches(d);
   }
   Classification hit(std::size_t i) const {
     return {&rules[i], rules[i].outcome, rules[i].category};
@@ -172,6 +212,7 @@ Result<Classifier> Classifier::compile(std::vector<ClassifySpec> rules) {
     f->origin.file = "built-in";
   }
   for (const auto& r : impl->rules) {
+    impl->dsn_parts.emplace_back(r.dsn);
     auto re = std::make_unique<re2::RE2>(r.reply, re2_options());
     if (!re->ok()) {
       return fail(Errc::Config, fmt::format("{}: classify {:?}: bad pattern {:?}: {}",
@@ -204,12 +245,13 @@ Classification Classifier::classify(std::string_view reply, std::string_view dsn
   const auto& im = *impl_;
   char buf[6];
   dsn = effective_dsn(reply, dsn, buf);
+  const DsnParts parts(dsn);
   // Rules in order; the set runs once, at the first rule that passes its dsn/operator check
   // and needs a regex: one DFA pass over the reply answers every remaining pattern.
   std::vector<int> hits;
   bool matched = false;
   for (std::size_t i = 0; i < im.rules.size(); ++i) {
-    if (!im.accepts(i, dsn, op)) continue;
+    if (!im.accepts(i, parts, op)) continue;
     const int idx = im.set_index[i];
     if (idx == kAnything) return im.hit(i);
     if (idx == kAnyChar) {

@@ -57,8 +57,10 @@ bool has_prefix(std::string_view s, const char (&lit)[N]) {
 }
 
 // The first `c` in [p, end), or nullptr: memchr for the short runs of a syslog header (host,
-// tag), where a call costs more than the scan. 16 bytes at a time while 16 remain.
-const char* find_byte(const char* p, const char* end, char c) {
+// tag), where a call costs more than the scan. 16 bytes at a time while 16 remain; then, when the
+// caller says bytes up to `readable` (>= end) may be loaded, one more 16-byte load masked to the
+// rest instead of a byte loop.
+const char* find_byte(const char* p, const char* end, char c, const char* readable) {
 #if defined(__SSE2__)
   const __m128i needle = _mm_set1_epi8(c);
   for (; end - p >= 16; p += 16) {
@@ -66,21 +68,32 @@ const char* find_byte(const char* p, const char* end, char c) {
     const auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, needle)));
     if (mask != 0) return p + __builtin_ctz(mask);
   }
+  if (p < end && readable - p >= 16) {
+    const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, needle))) &
+                      ((1u << (end - p)) - 1);
+    return mask != 0 ? p + __builtin_ctz(mask) : nullptr;
+  }
+#else
+  (void)readable;
 #endif
   for (; p < end; ++p) {
     if (*p == c) return p;
   }
   return nullptr;
 }
+const char* find_byte(const char* p, const char* end, char c) { return find_byte(p, end, c, end); }
 
 // The position of the first `a` followed by `b` in s, or npos: a scan for the rarer first byte
-// instead of string_view::find's memchr and memcmp calls at every candidate.
-std::size_t find_pair(std::string_view s, char a, char b) {
+// instead of string_view::find's memchr and memcmp calls at every candidate. `readable`: as for
+// find_byte (nullptr: s's end).
+std::size_t find_pair(std::string_view s, char a, char b, const char* readable = nullptr) {
   const char* const begin = s.data();
   const char* const end = begin + s.size();
+  if (readable == nullptr) readable = end;
   const char* p = begin;
   while (p < end) {
-    const char* c = find_byte(p, end, a);
+    const char* c = find_byte(p, end, a, readable);
     if (c == nullptr || c + 1 >= end) return std::string_view::npos;
     if (c[1] == b) return static_cast<std::size_t>(c - begin);
     p = c + 1;
@@ -89,7 +102,26 @@ std::size_t find_pair(std::string_view s, char a, char b) {
 }
 
 // The position of the first ": " in s, or npos.
-std::size_t find_colon_space(std::string_view s) { return find_pair(s, ':', ' '); }
+std::size_t find_colon_space(std::string_view s, const char* readable = nullptr) {
+  return find_pair(s, ':', ' ', readable);
+}
+
+// The last `c` in s, or npos; s's first 16 bytes may be loaded even where s is shorter when
+// `readable` says so.
+std::size_t rfind_byte(std::string_view s, char c, const char* readable) {
+#if defined(__SSE2__)
+  if (s.size() <= 16 && readable - s.data() >= 16) {
+    const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data()));
+    const auto mask =
+        static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, _mm_set1_epi8(c)))) &
+        ((1u << s.size()) - 1);
+    return mask == 0 ? std::string_view::npos : static_cast<std::size_t>(31 - __builtin_clz(mask));
+  }
+#else
+  (void)readable;
+#endif
+  return s.rfind(c);
+}
 
 // Where a delivery's text quotes the remote server: " said: " (first choice) or
 // " refused to talk to me: ". Found by their ": ", rarer in replies than the leading space.
@@ -365,6 +397,28 @@ constexpr auto kQidClass = [] {
 }();
 }  // namespace
 
+namespace {
+// is_queue_id() for an id whose first 16 bytes may be loaded (`readable`): a short id of up to 16
+// upper-case hex digits is told at once; anything else goes to is_queue_id().
+bool queue_id_at(std::string_view s, const char* readable) {
+#if defined(__SSE2__)
+  if (s.size() >= 6 && s.size() <= 16 && readable - s.data() >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data()));
+    const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                        _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
+    const __m128i hex = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('A' - 1)),
+                                      _mm_cmplt_epi8(v, _mm_set1_epi8('F' + 1)));
+    const auto want = (1u << s.size()) - 1;
+    const auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(digit, hex))) & want;
+    if (mask == want) return true;
+  }
+#else
+  (void)readable;
+#endif
+  return is_queue_id(s);
+}
+}  // namespace
+
 bool is_queue_id(std::string_view s) {
   // Both forms are at least 6 characters; the bits every character has decide the form.
   if (s.size() < 6) return false;
@@ -462,6 +516,35 @@ struct StampCache {
 };
 thread_local StampCache stamp_cache;
 
+// The day of the last classic stamp parsed on this thread: "Jun  9 " and the stamp of its
+// 00:00:00, when every time of that day falls in the same year under the clock (then the
+// stamp of any time that day is that plus the time: classic_stamp()'s year search is the same).
+struct DayCache {
+  std::array<char, 7> key{};
+  Clock clock;
+  core::UnixTime start = 0;
+  bool valid = false;
+};
+thread_local DayCache day_cache;
+
+void remember_day(std::string_view date, const Clock& clock) {
+  auto& day = day_cache;
+  day.valid = false;
+  std::array<char, 15> first{}, last{};
+  std::memcpy(first.data(), date.data(), 7);
+  std::memcpy(first.data() + 7, "00:00:00", 8);
+  std::memcpy(last.data(), date.data(), 7);
+  std::memcpy(last.data() + 7, "23:59:60", 8);
+  std::size_t used = 0;
+  const auto t0 = classic_stamp({first.data(), first.size()}, clock, used);
+  const auto t1 = classic_stamp({last.data(), last.size()}, clock, used);
+  if (!t0 || !t1 || *t1 - *t0 != core::kDaySeconds) return;
+  std::memcpy(day.key.data(), date.data(), 7);
+  day.clock = clock;
+  day.start = *t0;
+  day.valid = true;
+}
+
 // Whether s starts with the n (14 or 15) bytes at `text`: two overlapping 8-byte compares.
 bool same_stamp(std::string_view s, const std::array<char, 16>& text, std::size_t n) {
   if (s.size() < n) return false;
@@ -482,7 +565,20 @@ std::optional<core::UnixTime> parse_classic_stamp(std::string_view s, const Cloc
     consumed = cache.size;
     return cache.time;
   }
-  const auto t = classic_stamp(s, clock, consumed);
+  // The day of the last stamp ("Jun  9 ", the 15-byte form): only the time of day is new.
+  auto& day = day_cache;
+  std::optional<core::UnixTime> t;
+  if (day.valid && s.size() >= 15 && std::memcmp(s.data(), day.key.data(), 7) == 0 &&
+      day.clock.reference == clock.reference && day.clock.utc_offset == clock.utc_offset) {
+    if (const auto secs = parse_hms(s, 7); secs >= 0) {
+      consumed = 15;
+      t = day.start + secs;
+    }
+  }
+  if (!t) {
+    t = classic_stamp(s, clock, consumed);
+    if (t && consumed == 15 && s[6] == ' ') remember_day(s.substr(0, 7), clock);
+  }
   if (t && consumed >= 8 && consumed <= cache.text.size()) {
     std::memcpy(cache.text.data(), s.data(), consumed);
     cache.size = consumed;
@@ -772,7 +868,8 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   h.program = std::string_view(tag, program_size);
   if (tag_end == std::string_view::npos) return malformed("no message after program tag");
 
-  const auto slash = h.program.rfind('/');
+  const char* const readable = line.data() + line.size();  // loads may reach the line's end
+  const auto slash = rfind_byte(h.program, '/', readable);
 
   if (slash != std::string_view::npos && slash > 0 && slash + 1 < h.program.size()) {
     const auto service = h.program.substr(slash + 1);
@@ -795,7 +892,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   while (colon < msg.size() && (kQidClass[static_cast<unsigned char>(msg[colon])] & 4) != 0)
     ++colon;
   if (colon + 1 >= msg.size() || msg[colon] != ':' || msg[colon + 1] != ' ')
-    colon = find_colon_space(msg.substr(0, 66));
+    colon = find_colon_space(msg.substr(0, 66), readable);
   if (colon != std::string_view::npos && colon < 64 && has_prefix(msg.substr(colon + 2), "to=")) {
     std::string_view why;
     auto& d = out.delivery.emplace();
@@ -807,7 +904,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
     out.kind = Kind::Delivery;
     return;
   }
-  if (colon != std::string_view::npos && is_queue_id(msg.substr(0, colon)))
+  if (colon != std::string_view::npos && queue_id_at(msg.substr(0, colon), readable))
     out.queue_id = msg.substr(0, colon);
   const auto body = out.queue_id.empty() ? msg : msg.substr(colon + 2);
 

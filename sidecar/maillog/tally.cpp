@@ -59,6 +59,93 @@ using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>
 
 const std::string kEmpty;
 
+// An insert-only hash map (entries go only all at once, by clear()) with open addressing, linear
+// probing and a power-of-two table: one probe, no node to chase and no division by a prime per
+// lookup, as std::unordered_map has. For the per-delivery lookups (operator by host and by domain,
+// aggregate by key). Hash: a callable giving a std::size_t for K and for every Q looked up.
+template <class K, class V, class Hash, class Eq = std::equal_to<>>
+class FlatMap {
+ public:
+  FlatMap() { slots_.resize(16); }
+
+  template <class Q>
+  V* find(const Q& key) {
+    const std::size_t h = hash_of(key);
+    for (std::size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      Slot& s = slots_[i];
+      if (s.hash == 0) return nullptr;
+      if (s.hash == h && Eq{}(s.key, key)) return &s.value;
+    }
+  }
+
+  // The entry for key, made from it when absent: (value, whether new).
+  template <class Q>
+  std::pair<V*, bool> try_emplace(const Q& key) {
+    const std::size_t h = hash_of(key);
+    std::size_t i = h & (slots_.size() - 1);
+    for (;; i = (i + 1) & (slots_.size() - 1)) {
+      Slot& s = slots_[i];
+      if (s.hash == 0) break;
+      if (s.hash == h && Eq{}(s.key, key)) return {&s.value, false};
+    }
+    if ((size_ + 1) * 2 > slots_.size()) {
+      grow();
+      for (i = h & (slots_.size() - 1); slots_[i].hash != 0; i = (i + 1) & (slots_.size() - 1)) {
+      }
+    }
+    Slot& s = slots_[i];
+    s.hash = h;
+    s.key = K(key);
+    ++size_;
+    return {&s.value, true};
+  }
+
+  void clear() {
+    if (size_ == 0) return;
+    for (Slot& s : slots_) s = Slot{};
+    size_ = 0;
+  }
+
+  std::size_t size() const { return size_; }
+
+  template <class F>
+  void for_each(F&& f) {
+    for (Slot& s : slots_) {
+      if (s.hash != 0) f(s.key, s.value);
+    }
+  }
+
+ private:
+  struct Slot {
+    std::size_t hash = 0;  // 0: empty (hash_of never gives 0)
+    K key{};
+    V value{};
+  };
+
+  // Mixed once more, so that the low bits picking the slot depend on every bit (a key of
+  // pointers, which end in zero bits, hashes to little else).
+  template <class Q>
+  static std::size_t hash_of(const Q& key) {
+    std::uint64_t h = Hash{}(key);
+    h = (h ^ (h >> 32)) * 0x9e3779b97f4a7c15ULL;
+    return static_cast<std::size_t>(h ^ (h >> 29)) | 1;
+  }
+
+  void grow() {
+    std::vector<Slot> old(slots_.size() * 2);
+    old.swap(slots_);
+    for (Slot& s : old) {
+      if (s.hash == 0) continue;
+      std::size_t i = s.hash & (slots_.size() - 1);
+      while (slots_[i].hash != 0) i = (i + 1) & (slots_.size() - 1);
+      slots_[i] = std::move(s);
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::size_t size_ = 0;
+};
+
 // The per-queue-id state: open addressing with linear probing and the ids stored in the slots.
 // A message costs no allocation (std::unordered_map<std::string, ...> allocated a node per
 // message, and the eviction queue a string). Queue ids longer than kMaxKey (Postfix's are at most
@@ -320,12 +407,13 @@ struct Tally::Impl {
   std::vector<std::pair<std::string_view, const core::StreamSpec*>> by_transport;
   QidTable<Msg> msgs;
   std::unordered_map<std::uint64_t, std::string> bind_pending;  // (host, pid) -> address
-  StringMap<const core::OperatorSpec*> op_by_host;
-  StringMap<const core::OperatorSpec*> op_by_domain;
+  FlatMap<std::string, const core::OperatorSpec*, StringHash> op_by_host;
+  FlatMap<std::string, const core::OperatorSpec*, StringHash> op_by_domain;
   std::string dom_buf;  // operator_of()'s lower-cased domain
   std::unordered_set<std::string, StringHash, std::equal_to<>> statuses;
+  const std::string* last_status = nullptr;  // intern_status()'s last answer (nodes are stable)
 
-  std::unordered_map<Key, Value, KeyHash> aggs;
+  FlatMap<Key, Value, KeyHash> aggs;
   std::map<AnomalyId, core::Anomaly> anomalies;
   // Unsigned deliveries wait here until the log shows OpenDKIM logging to it at all: a log
   // without OpenDKIM's lines (Postfix's own maillog_file, another syslog facility) proves nothing.
@@ -401,34 +489,33 @@ struct Tally::Impl {
     const std::string_view dom = dom_buf;
     if (!d.relay_ip.empty() && !d.relay_host.empty() && d.relay_host != "none") {
       const core::OperatorSpec* op = nullptr;
-      if (auto it = op_by_host.find(d.relay_host); it != op_by_host.end()) {
-        op = it->second;
+      if (const auto* known = op_by_host.find(d.relay_host)) {
+        op = *known;
       } else {
         if (op_by_host.size() > 20000) op_by_host.clear();
         op = rules.operator_for_host(d.relay_host);
-        op_by_host.emplace(std::string(d.relay_host), op);
+        *op_by_host.try_emplace(d.relay_host).first = op;
       }
       if (!dom.empty()) {
-        if (auto it = op_by_domain.find(dom); it != op_by_domain.end()) {
-          it->second = op;
-        } else {
-          if (op_by_domain.size() > 50000) op_by_domain.clear();
-          op_by_domain.emplace(std::string(dom), op);
-        }
+        if (op_by_domain.size() > 50000) op_by_domain.clear();
+        *op_by_domain.try_emplace(dom).first = op;
       }
       return op;
     }
     // relay=none (no connection was made): the operator this run last saw for the domain.
-    if (auto it = op_by_domain.find(dom); !dom.empty() && it != op_by_domain.end())
-      return it->second;
-    return nullptr;
+    if (dom.empty()) return nullptr;
+    const auto* seen = op_by_domain.find(dom);
+    return seen != nullptr ? *seen : nullptr;
   }
 
   const std::string* intern_status(std::string_view s) {
     if (s.empty()) return &kEmpty;
+    // Consecutive deliveries mostly share their status ("2.0.0").
+    if (last_status != nullptr && *last_status == s) return last_status;
     auto it = statuses.find(s);
     if (it == statuses.end()) it = statuses.emplace(s).first;
-    return &*it;
+    last_status = &*it;
+    return last_status;
   }
 
   void delivery(const ParsedLine& line) {
@@ -464,16 +551,17 @@ struct Tally::Impl {
     const std::string_view sname = stream != nullptr ? std::string_view(stream->name) : "";
 
     // Egress from an address that is not the stream's (incident 10).
-    const auto pk = proc_key(h);
-    if (auto it = bind_pending.find(pk); it != bind_pending.end()) {
+    // Mostly no bind failure is pending: then the process key need not be computed.
+    const auto pending = bind_pending.empty() ? bind_pending.end() : bind_pending.find(proc_key(h));
+    if (pending != bind_pending.end()) {
       if (connected) {
-        anomaly(core::AnomalyKind::UnexpectedEgress, h.time, sname, it->second,
+        anomaly(core::AnomalyKind::UnexpectedEgress, h.time, sname, pending->second,
                 fmt::format("{}[{}] could not bind {} and delivered queue id {} from another "
                             "address (set smtp_bind_address_enforce = yes)",
-                            h.program, h.pid.value_or(0), it->second, d.queue_id));
+                            h.program, h.pid.value_or(0), pending->second, d.queue_id));
         egress = &kEmpty;
       }
-      bind_pending.erase(it);
+      bind_pending.erase(pending);
     } else if (m != nullptr && m->milter_stream != nullptr && connected &&
                by_transport_stream != m->milter_stream && !m->egress_counted) {
       m->egress_counted = true;
@@ -512,9 +600,9 @@ struct Tally::Impl {
                   cls.outcome,
                   &cls.rule->category,
                   intern_status(d.enhanced_status)};
-    auto [it, fresh] = aggs.try_emplace(key);
-    ++it->second.count;
-    if (fresh) it->second.sample = sample_of(reply);
+    auto [agg, fresh] = aggs.try_emplace(key);
+    ++agg->count;
+    if (fresh) agg->sample = sample_of(reply);
 
     if (cls.rule->suppress == core::SuppressScope::Address && d.status == Status::Bounced) {
       auto addr = core::ascii_lower(d.recipient);
@@ -621,7 +709,7 @@ struct Tally::Impl {
   Batch take() {
     Batch b;
     std::map<core::AggregateKey, core::Aggregate> merged;
-    for (auto& [k, v] : aggs) {
+    aggs.for_each([&merged](const Key& k, Value& v) {
       core::AggregateKey ak{k.day,     k.stream != nullptr ? k.stream->name : std::string(),
                             *k.egress, k.op != nullptr ? k.op->name : std::string(),
                             k.outcome, *k.category,
@@ -632,7 +720,7 @@ struct Tally::Impl {
         it->second.sample = std::move(v.sample);
       }
       it->second.count += v.count;
-    }
+    });
     aggs.clear();
     for (auto& [k, a] : merged) b.aggregates.push_back(std::move(a));
     for (auto& [k, n] : domain_hits) b.domain_hits.push_back({k.first, k.second, n});

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 #include "core/classify.hpp"
 #include "core/ruleset.hpp"
@@ -155,6 +156,32 @@ tests = ["550 x"]
       std::string::npos);
   CHECK(json.find(R"("id": "plain", "reply": "x", "dsn": null, "operator": null)") !=
         std::string::npos);
+}
+
+TEST_CASE("Classifier: a rule's dsn pattern selects as dsn_matches says") {
+  // classify() compares the dsn with patterns cut once at compile time; dsn_matches() (and
+  // classify_linear()) read the strings: both must agree on every pattern and dsn here.
+  const char* patterns[] = {"",      "*",     "5",   "4",     "5.*", "4.*", "5.1.1",  "5.1.*",
+                            "5.*.1", "*.7.1", "*.*", "*.*.*", "5.1", "2.*", "5.1.10", "4.7.500"};
+  const char* dsns[] = {"5.1.1", "5.1.10",  "5.7.1", "4.7.500", "4.4.1", "2.0.0", "5",
+                        "5.1",   "5.1.1.1", "5..1",  "5.1.",    ".1.1",  "x.y.z", "44.1.1"};
+  for (const char* pat : patterns) {
+    std::vector<core::ClassifySpec> rules(1);
+    rules[0].id = "only";
+    rules[0].reply = ".*";
+    rules[0].dsn = pat;
+    rules[0].outcome = core::Outcome::RejectRecipient;
+    rules[0].category = "bad-mailbox";
+    auto cl = core::Classifier::compile(rules);
+    REQUIRE(cl);
+    for (const char* dsn : dsns) {
+      CAPTURE(pat);
+      CAPTURE(dsn);
+      const bool want = core::dsn_matches(pat, dsn);
+      CHECK((cl->classify("550 x", dsn).rule->id == "only") == want);
+      CHECK(cl->classify("550 x", dsn).rule == cl->classify_linear("550 x", dsn).rule);
+    }
+  }
 }
 
 TEST_CASE("parse_reply_code and dsn_matches") {

@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "core/limits.hpp"
@@ -74,6 +75,47 @@ TEST_CASE("parse_line: timestamps, classic and RFC 3339, in UTC seconds") {
     REQUIRE(got.kind == Kind::OtherPostfix);
     CHECK(core::format_utc(got.header.time) == c.want);
     CHECK(got.header.host == "mx1");
+  }
+}
+
+TEST_CASE("parse_line: classic stamps of every day, read in runs as a log has them") {
+  // Consecutive lines of one day reuse that day's start; the day the reference year turns (a
+  // stamp more than a day ahead of the reference is last year's) and Feb 29 must not. Expected
+  // values come from the RFC 3339 form of the year the rule picks.
+  constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  for (const std::int32_t offset : {0, 7200, -18000}) {
+    // 2026-07-01T12:00:00Z and 2028-03-01T00:00:00Z (after a Feb 29), local offsets aside.
+    for (const core::UnixTime ref : {core::UnixTime{1782907200}, core::UnixTime{1835481600}}) {
+      const Clock clock{ref, offset};
+      for (int m = 0; m < 12; ++m) {
+        for (int d = 1; d <= kDays[m]; ++d) {
+          for (const char* hms : {"00:00:00", "00:00:01", "12:34:56", "23:59:59", "23:59:60"}) {
+            char classic[32];
+            std::snprintf(classic, sizeof classic, "%s %2d %s", kMonths[m], d, hms);
+            std::optional<core::UnixTime> want;
+            std::size_t used = 0;
+            for (int y = 2029; y > 2018 && !want; --y) {
+              char iso[40];
+              const int oh = std::abs(offset) / 3600, om = std::abs(offset) / 60 % 60;
+              std::snprintf(iso, sizeof iso, "%04d-%02d-%02dT%s%c%02d:%02d", y, m + 1, d, hms,
+                            offset < 0 ? '-' : '+', oh, om);
+              const auto t = parse_rfc3339_stamp(iso, clock, used);
+              if (!t) continue;  // Feb 29 of a common year
+              if (*t + offset <= ref + offset + 86400) want = t;
+            }
+            CAPTURE(classic);
+            CAPTURE(offset);
+            CAPTURE(ref);
+            const auto got = parse_line(std::string(classic) + " mx1 postfix/qmgr[1]: x", clock);
+            REQUIRE(want.has_value());
+            CHECK(got.kind != Kind::Malformed);
+            CHECK(got.header.time == *want);
+          }
+        }
+      }
+    }
   }
 }
 
