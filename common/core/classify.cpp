@@ -248,7 +248,9 @@ Classification Classifier::classify(std::string_view reply, std::string_view dsn
   const DsnParts parts(dsn);
   // Rules in order; the set runs once, at the first rule that passes its dsn/operator check
   // and needs a regex: one DFA pass over the reply answers every remaining pattern.
-  std::vector<int> hits;
+  // The set's answer, kept per thread from call to call: no allocation per reply.
+  thread_local std::vector<int> hits;
+  hits.clear();
   bool matched = false;
   for (std::size_t i = 0; i < im.rules.size(); ++i) {
     if (!im.accepts(i, parts, op)) continue;

@@ -304,10 +304,13 @@ struct Endpoint {
 Endpoint split_endpoint(std::string_view v) {
   Endpoint e;
   e.host = v;
-  const auto open = v.find('[');
-  if (open == std::string_view::npos) return e;
-  const auto close = v.find(']', open);
-  if (close == std::string_view::npos) return e;
+  const char* const end = v.data() + v.size();
+  const char* const open_at = find_byte(v.data(), end, '[');
+  if (open_at == nullptr) return e;
+  const char* const close_at = find_byte(open_at, end, ']');
+  if (close_at == nullptr) return e;
+  const auto open = static_cast<std::size_t>(open_at - v.data());
+  const auto close = static_cast<std::size_t>(close_at - v.data());
   e.host = v.substr(0, open);
   e.ip = v.substr(open + 1, close - open - 1);
   e.bracketed = true;

@@ -322,8 +322,11 @@ std::string_view remote_reply(std::string_view text) {
 }
 
 std::string_view domain_of(std::string_view address) {
-  const auto at = address.rfind('@');
-  return at == std::string_view::npos ? std::string_view{} : address.substr(at + 1);
+  // memrchr: string_view::rfind goes back one byte at a time.
+  const void* at = address.empty() ? nullptr : ::memrchr(address.data(), '@', address.size());
+  if (at == nullptr) return {};
+  const auto pos = static_cast<std::size_t>(static_cast<const char*>(at) - address.data());
+  return address.substr(pos + 1);
 }
 
 std::vector<core::Anomaly> zero_delivery_days(
