@@ -57,10 +57,8 @@ bool has_prefix(std::string_view s, const char (&lit)[N]) {
 }
 
 // The first `c` in [p, end), or nullptr: memchr for the short runs of a syslog header (host,
-// tag), where a call costs more than the scan. 16 bytes at a time while 16 remain; then, when the
-// caller says bytes up to `readable` (>= end) may be loaded, one more 16-byte load masked to the
-// rest instead of a byte loop.
-const char* find_byte(const char* p, const char* end, char c, const char* readable) {
+// tag), where a call costs more than the scan. 16 bytes at a time while 16 remain.
+const char* find_byte(const char* p, const char* end, char c) {
 #if defined(__SSE2__)
   const __m128i needle = _mm_set1_epi8(c);
   for (; end - p >= 16; p += 16) {
@@ -68,32 +66,21 @@ const char* find_byte(const char* p, const char* end, char c, const char* readab
     const auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, needle)));
     if (mask != 0) return p + __builtin_ctz(mask);
   }
-  if (p < end && readable - p >= 16) {
-    const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, needle))) &
-                      ((1u << (end - p)) - 1);
-    return mask != 0 ? p + __builtin_ctz(mask) : nullptr;
-  }
-#else
-  (void)readable;
 #endif
   for (; p < end; ++p) {
     if (*p == c) return p;
   }
   return nullptr;
 }
-const char* find_byte(const char* p, const char* end, char c) { return find_byte(p, end, c, end); }
 
 // The position of the first `a` followed by `b` in s, or npos: a scan for the rarer first byte
-// instead of string_view::find's memchr and memcmp calls at every candidate. `readable`: as for
-// find_byte (nullptr: s's end).
-std::size_t find_pair(std::string_view s, char a, char b, const char* readable = nullptr) {
+// instead of string_view::find's memchr and memcmp calls at every candidate.
+std::size_t find_pair(std::string_view s, char a, char b) {
   const char* const begin = s.data();
   const char* const end = begin + s.size();
-  if (readable == nullptr) readable = end;
   const char* p = begin;
   while (p < end) {
-    const char* c = find_byte(p, end, a, readable);
+    const char* c = find_byte(p, end, a);
     if (c == nullptr || c + 1 >= end) return std::string_view::npos;
     if (c[1] == b) return static_cast<std::size_t>(c - begin);
     p = c + 1;
@@ -102,26 +89,7 @@ std::size_t find_pair(std::string_view s, char a, char b, const char* readable =
 }
 
 // The position of the first ": " in s, or npos.
-std::size_t find_colon_space(std::string_view s, const char* readable = nullptr) {
-  return find_pair(s, ':', ' ', readable);
-}
-
-// The last `c` in s, or npos; s's first 16 bytes may be loaded even where s is shorter when
-// `readable` says so.
-std::size_t rfind_byte(std::string_view s, char c, const char* readable) {
-#if defined(__SSE2__)
-  if (s.size() <= 16 && readable - s.data() >= 16) {
-    const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data()));
-    const auto mask =
-        static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, _mm_set1_epi8(c)))) &
-        ((1u << s.size()) - 1);
-    return mask == 0 ? std::string_view::npos : static_cast<std::size_t>(31 - __builtin_clz(mask));
-  }
-#else
-  (void)readable;
-#endif
-  return s.rfind(c);
-}
+std::size_t find_colon_space(std::string_view s) { return find_pair(s, ':', ' '); }
 
 // Where a delivery's text quotes the remote server: " said: " (first choice) or
 // " refused to talk to me: ". Found by their ": ", rarer in replies than the leading space.
@@ -398,28 +366,6 @@ constexpr auto kQidClass = [] {
   }
   return t;
 }();
-}  // namespace
-
-namespace {
-// is_queue_id() for an id whose first 16 bytes may be loaded (`readable`): a short id of up to 16
-// upper-case hex digits is told at once; anything else goes to is_queue_id().
-bool queue_id_at(std::string_view s, const char* readable) {
-#if defined(__SSE2__)
-  if (s.size() >= 6 && s.size() <= 16 && readable - s.data() >= 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data()));
-    const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
-                                        _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
-    const __m128i hex = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('A' - 1)),
-                                      _mm_cmplt_epi8(v, _mm_set1_epi8('F' + 1)));
-    const auto want = (1u << s.size()) - 1;
-    const auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(digit, hex))) & want;
-    if (mask == want) return true;
-  }
-#else
-  (void)readable;
-#endif
-  return is_queue_id(s);
-}
 }  // namespace
 
 bool is_queue_id(std::string_view s) {
@@ -871,8 +817,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   h.program = std::string_view(tag, program_size);
   if (tag_end == std::string_view::npos) return malformed("no message after program tag");
 
-  const char* const readable = line.data() + line.size();  // loads may reach the line's end
-  const auto slash = rfind_byte(h.program, '/', readable);
+  const auto slash = h.program.rfind('/');
 
   if (slash != std::string_view::npos && slash > 0 && slash + 1 < h.program.size()) {
     const auto service = h.program.substr(slash + 1);
@@ -895,7 +840,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   while (colon < msg.size() && (kQidClass[static_cast<unsigned char>(msg[colon])] & 4) != 0)
     ++colon;
   if (colon + 1 >= msg.size() || msg[colon] != ':' || msg[colon + 1] != ' ')
-    colon = find_colon_space(msg.substr(0, 66), readable);
+    colon = find_colon_space(msg.substr(0, 66));
   if (colon != std::string_view::npos && colon < 64 && has_prefix(msg.substr(colon + 2), "to=")) {
     std::string_view why;
     auto& d = out.delivery.emplace();
@@ -907,7 +852,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
     out.kind = Kind::Delivery;
     return;
   }
-  if (colon != std::string_view::npos && queue_id_at(msg.substr(0, colon), readable))
+  if (colon != std::string_view::npos && is_queue_id(msg.substr(0, colon)))
     out.queue_id = msg.substr(0, colon);
   const auto body = out.queue_id.empty() ? msg : msg.substr(colon + 2);
 

@@ -59,93 +59,6 @@ using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>
 
 const std::string kEmpty;
 
-// An insert-only hash map (entries go only all at once, by clear()) with open addressing, linear
-// probing and a power-of-two table: one probe, no node to chase and no division by a prime per
-// lookup, as std::unordered_map has. For the per-delivery lookups (operator by host and by domain,
-// aggregate by key). Hash: a callable giving a std::size_t for K and for every Q looked up.
-template <class K, class V, class Hash, class Eq = std::equal_to<>>
-class FlatMap {
- public:
-  FlatMap() { slots_.resize(16); }
-
-  template <class Q>
-  V* find(const Q& key) {
-    const std::size_t h = hash_of(key);
-    for (std::size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
-      Slot& s = slots_[i];
-      if (s.hash == 0) return nullptr;
-      if (s.hash == h && Eq{}(s.key, key)) return &s.value;
-    }
-  }
-
-  // The entry for key, made from it when absent: (value, whether new).
-  template <class Q>
-  std::pair<V*, bool> try_emplace(const Q& key) {
-    const std::size_t h = hash_of(key);
-    std::size_t i = h & (slots_.size() - 1);
-    for (;; i = (i + 1) & (slots_.size() - 1)) {
-      Slot& s = slots_[i];
-      if (s.hash == 0) break;
-      if (s.hash == h && Eq{}(s.key, key)) return {&s.value, false};
-    }
-    if ((size_ + 1) * 2 > slots_.size()) {
-      grow();
-      for (i = h & (slots_.size() - 1); slots_[i].hash != 0; i = (i + 1) & (slots_.size() - 1)) {
-      }
-    }
-    Slot& s = slots_[i];
-    s.hash = h;
-    s.key = K(key);
-    ++size_;
-    return {&s.value, true};
-  }
-
-  void clear() {
-    if (size_ == 0) return;
-    for (Slot& s : slots_) s = Slot{};
-    size_ = 0;
-  }
-
-  std::size_t size() const { return size_; }
-
-  template <class F>
-  void for_each(F&& f) {
-    for (Slot& s : slots_) {
-      if (s.hash != 0) f(s.key, s.value);
-    }
-  }
-
- private:
-  struct Slot {
-    std::size_t hash = 0;  // 0: empty (hash_of never gives 0)
-    K key{};
-    V value{};
-  };
-
-  // Mixed once more, so that the low bits picking the slot depend on every bit (a key of
-  // pointers, which end in zero bits, hashes to little else).
-  template <class Q>
-  static std::size_t hash_of(const Q& key) {
-    std::uint64_t h = Hash{}(key);
-    h = (h ^ (h >> 32)) * 0x9e3779b97f4a7c15ULL;
-    return static_cast<std::size_t>(h ^ (h >> 29)) | 1;
-  }
-
-  void grow() {
-    std::vector<Slot> old(slots_.size() * 2);
-    old.swap(slots_);
-    for (Slot& s : old) {
-      if (s.hash == 0) continue;
-      std::size_t i = s.hash & (slots_.size() - 1);
-      while (slots_[i].hash != 0) i = (i + 1) & (slots_.size() - 1);
-      slots_[i] = std::move(s);
-    }
-  }
-
-  std::vector<Slot> slots_;
-  std::size_t size_ = 0;
-};
-
 // The per-queue-id state: open addressing with linear probing and the ids stored in the slots.
 // A message costs no allocation (std::unordered_map<std::string, ...> allocated a node per
 // message, and the eviction queue a string). Queue ids longer than kMaxKey (Postfix's are at most
@@ -410,13 +323,12 @@ struct Tally::Impl {
   std::vector<std::pair<std::string_view, const core::StreamSpec*>> by_transport;
   QidTable<Msg> msgs;
   std::unordered_map<std::uint64_t, std::string> bind_pending;  // (host, pid) -> address
-  FlatMap<std::string, const core::OperatorSpec*, StringHash> op_by_host;
-  FlatMap<std::string, const core::OperatorSpec*, StringHash> op_by_domain;
+  StringMap<const core::OperatorSpec*> op_by_host;
+  StringMap<const core::OperatorSpec*> op_by_domain;
   std::string dom_buf;  // operator_of()'s lower-cased domain
   std::unordered_set<std::string, StringHash, std::equal_to<>> statuses;
-  const std::string* last_status = nullptr;  // intern_status()'s last answer (nodes are stable)
 
-  FlatMap<Key, Value, KeyHash> aggs;
+  std::unordered_map<Key, Value, KeyHash> aggs;
   std::map<AnomalyId, core::Anomaly> anomalies;
   // Unsigned deliveries wait here until the log shows OpenDKIM logging to it at all: a log
   // without OpenDKIM's lines (Postfix's own maillog_file, another syslog facility) proves nothing.
@@ -492,33 +404,34 @@ struct Tally::Impl {
     const std::string_view dom = dom_buf;
     if (!d.relay_ip.empty() && !d.relay_host.empty() && d.relay_host != "none") {
       const core::OperatorSpec* op = nullptr;
-      if (const auto* known = op_by_host.find(d.relay_host)) {
-        op = *known;
+      if (auto it = op_by_host.find(d.relay_host); it != op_by_host.end()) {
+        op = it->second;
       } else {
         if (op_by_host.size() > 20000) op_by_host.clear();
         op = rules.operator_for_host(d.relay_host);
-        *op_by_host.try_emplace(d.relay_host).first = op;
+        op_by_host.emplace(std::string(d.relay_host), op);
       }
       if (!dom.empty()) {
-        if (op_by_domain.size() > 50000) op_by_domain.clear();
-        *op_by_domain.try_emplace(dom).first = op;
+        if (auto it = op_by_domain.find(dom); it != op_by_domain.end()) {
+          it->second = op;
+        } else {
+          if (op_by_domain.size() > 50000) op_by_domain.clear();
+          op_by_domain.emplace(std::string(dom), op);
+        }
       }
       return op;
     }
     // relay=none (no connection was made): the operator this run last saw for the domain.
-    if (dom.empty()) return nullptr;
-    const auto* seen = op_by_domain.find(dom);
-    return seen != nullptr ? *seen : nullptr;
+    if (auto it = op_by_domain.find(dom); !dom.empty() && it != op_by_domain.end())
+      return it->second;
+    return nullptr;
   }
 
   const std::string* intern_status(std::string_view s) {
     if (s.empty()) return &kEmpty;
-    // Consecutive deliveries mostly share their status ("2.0.0").
-    if (last_status != nullptr && *last_status == s) return last_status;
     auto it = statuses.find(s);
     if (it == statuses.end()) it = statuses.emplace(s).first;
-    last_status = &*it;
-    return last_status;
+    return &*it;
   }
 
   void delivery(const ParsedLine& line) {
@@ -604,8 +517,8 @@ struct Tally::Impl {
                   &cls.rule->category,
                   intern_status(d.enhanced_status)};
     auto [agg, fresh] = aggs.try_emplace(key);
-    ++agg->count;
-    if (fresh) agg->sample = sample_of(reply);
+    ++agg->second.count;
+    if (fresh) agg->second.sample = sample_of(reply);
 
     if (cls.rule->suppress == core::SuppressScope::Address && d.status == Status::Bounced) {
       auto addr = core::ascii_lower(d.recipient);
@@ -712,7 +625,7 @@ struct Tally::Impl {
   Batch take() {
     Batch b;
     std::map<core::AggregateKey, core::Aggregate> merged;
-    aggs.for_each([&merged](const Key& k, Value& v) {
+    for (auto& [k, v] : aggs) {
       core::AggregateKey ak{k.day,     k.stream != nullptr ? k.stream->name : std::string(),
                             *k.egress, k.op != nullptr ? k.op->name : std::string(),
                             k.outcome, *k.category,
@@ -723,7 +636,7 @@ struct Tally::Impl {
         it->second.sample = std::move(v.sample);
       }
       it->second.count += v.count;
-    });
+    }
     aggs.clear();
     for (auto& [k, a] : merged) b.aggregates.push_back(std::move(a));
     for (auto& [k, n] : domain_hits) b.domain_hits.push_back({k.first, k.second, n});
