@@ -593,17 +593,6 @@ struct Tally::Impl {
     sum.last_time = std::max(sum.last_time, t);
   }
 
-  void count_kind(const ParsedLine& line) {
-    if (line.kind == Kind::Malformed) {
-      ++sum.unparsed;
-      ++sum.unparsed_by_reason[std::string(line.why)];
-    } else if (line.kind == Kind::NotPostfix) {
-      ++sum.other_program;
-    } else {
-      ++sum.postfix;
-    }
-  }
-
   void feed_state(const ParsedLine& line) {
     if (line.kind == Kind::NotPostfix) {
       other_program(line);
@@ -672,15 +661,12 @@ Tally& Tally::operator=(Tally&&) noexcept = default;
 
 void Tally::feed(const ParsedLine& line) {
   impl_->count_line(line.dated, line.header.time);
-  impl_->count_kind(line);
+  count_kind_into(impl_->sum, line);
   if (stateful(line)) impl_->feed_state(line);
 }
-void Tally::count_line(const ParsedLine& line) { impl_->count_line(line.dated, line.header.time); }
-void Tally::count_line(bool dated, core::UnixTime time) { impl_->count_line(dated, time); }
 void Tally::count_lines(std::span<const core::UnixTime> stamps) {
   for (const auto t : stamps) impl_->count_line(t != kNoStamp, t);
 }
-void Tally::count_kind(const ParsedLine& line) { impl_->count_kind(line); }
 void Tally::add_census(const Census& c) {
   Summary& s = impl_->sum;
   s.postfix += c.postfix;
@@ -692,20 +678,6 @@ void Tally::add_census(const Census& c) {
   if (c.overlong > 0) s.unparsed_by_reason["line too long"] += c.overlong;
 }
 void Tally::feed_state(const ParsedLine& line) { impl_->feed_state(line); }
-void Tally::add_summary(const Summary& other) {
-  Summary& s = impl_->sum;
-  if (s.first_time == 0 || (other.first_time != 0 && other.first_time < s.first_time))
-    s.first_time = other.first_time;
-  s.last_time = std::max(s.last_time, other.last_time);
-  for (std::int64_t Summary::*f :
-       {&Summary::lines, &Summary::postfix, &Summary::other_program, &Summary::unparsed,
-        &Summary::overlong, &Summary::deliveries, &Summary::sent, &Summary::deferred,
-        &Summary::bounced, &Summary::expired, &Summary::filter_hops, &Summary::local_hops,
-        &Summary::other_status, &Summary::backwards, &Summary::unattributed,
-        &Summary::unknown_operator, &Summary::anomalies, &Summary::unsigned_unjudged})
-    s.*f += other.*f;
-  for (const auto& [why, n] : other.unparsed_by_reason) s.unparsed_by_reason[why] += n;
-}
 void Tally::overlong() {
   ++impl_->sum.lines;
   ++impl_->sum.unparsed;

@@ -86,6 +86,23 @@ struct Summary {
 // A line without a stamp, in the stamps given to Tally::count_lines().
 inline constexpr core::UnixTime kNoStamp = std::numeric_limits<core::UnixTime>::min();
 
+// Counts a line by its kind into `c`: Summary or Census, which share these fields.
+template <class Counts>
+void count_kind_into(Counts& c, const ParsedLine& line) {
+  if (line.kind == Kind::Malformed) {
+    ++c.unparsed;
+    if (auto it = c.unparsed_by_reason.find(line.why); it != c.unparsed_by_reason.end()) {
+      ++it->second;
+    } else {
+      c.unparsed_by_reason.emplace(line.why, 1);
+    }
+  } else if (line.kind == Kind::NotPostfix) {
+    ++c.other_program;
+  } else {
+    ++c.postfix;
+  }
+}
+
 // The counts of lines by kind (Summary's postfix, other_program and unparsed with its reasons,
 // and the lines cut as overlong), kept where the lines are parsed, on any thread and in any order,
 // and added to a Tally at once (Tally::add_census).
@@ -93,20 +110,7 @@ struct Census {
   std::int64_t postfix = 0, other_program = 0, unparsed = 0, overlong = 0;
   std::map<std::string, std::int64_t, std::less<>> unparsed_by_reason;
 
-  void count(const ParsedLine& line) {
-    if (line.kind == Kind::Malformed) {
-      ++unparsed;
-      if (auto it = unparsed_by_reason.find(line.why); it != unparsed_by_reason.end()) {
-        ++it->second;
-      } else {
-        unparsed_by_reason.emplace(line.why, 1);
-      }
-    } else if (line.kind == Kind::NotPostfix) {
-      ++other_program;
-    } else {
-      ++postfix;
-    }
-  }
+  void count(const ParsedLine& line) { count_kind_into(*this, line); }
   // A line cut at the reader's maximum: a line (Summary::lines) and unparsed, "line too long".
   void count_overlong() { ++overlong; }
 };
@@ -123,17 +127,12 @@ class Tally {
 
   void feed(const ParsedLine& line);
 
-  // feed() in parts, for a reader that parses on two threads: feed(l) is count_line(l),
-  // count_kind(l), then feed_state(l) when stateful(l). count_line() must see every line in log
-  // order (it keeps the stamps' first, last and backwards counts); feed_state() the stateful
-  // lines in log order; count_kind() every line in any order. They may run on two Tally objects
-  // (one per thread), whose summaries add_summary() then puts together.
-  void count_line(const ParsedLine& line);
-  void count_line(bool dated, core::UnixTime time);  // the same from the line's stamp
-  // count_line() for a run of lines at once: each one's stamp, kNoStamp for a line without.
+  // feed() in parts, for a reader that parses on several threads: feed(l) is the line's stamp
+  // to count_lines(), the line to a Census, then feed_state(l) when stateful(l). count_lines()
+  // must see every line's stamp (kNoStamp for a line without) in log order: it keeps the first,
+  // last and backwards counts. feed_state() takes the stateful lines in log order. A Census
+  // counts the lines in any order, on any thread; add_census() adds it in.
   void count_lines(std::span<const core::UnixTime> stamps);
-  void count_kind(const ParsedLine& line);
-  // Adds counts that count_kind() would have made (and overlong() ones), kept elsewhere.
   void add_census(const Census& census);
   void feed_state(const ParsedLine& line);
   // Whether feed() does more with a line than count it: deliveries, bind failures, the
@@ -152,8 +151,6 @@ class Tally {
   }
   // rampart-milter and OpenDKIM, whose lines attribute and judge messages.
   static bool tracked_program(std::string_view program);
-  // Adds another Tally's summary into this one's (counts added; first and last stamps widened).
-  void add_summary(const Summary& other);
   // A line the reader cut at its maximum length: counted as unparsed ("overlong").
   void overlong();
 
