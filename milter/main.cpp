@@ -100,7 +100,7 @@ bool load_rules(store::Store& st, std::int64_t& version) {
              fmt::format("error=\"{}\"", milter::reply_safe(spec.error().what)));
     return false;
   }
-  auto rs = core::RuleSet::compile(std::move(*spec), v->version);
+  auto rs = core::RuleSet::compile(std::move(*spec), v->version, core::ClassifyCheck::Structure);
   if (!rs) {
     obs::log(obs::Level::Error, "rules.reload_failed",
              fmt::format("version={} error=\"{}\" effect=\"old rules kept\"", v->version,

@@ -105,7 +105,9 @@ void Budget::refresh(bool force, std::function<void(Snapshot)> done) {
       auto spec = store_->load_rules();
       if (!spec) {
         snap.error = spec.error().what;
-      } else if (auto rs = core::RuleSet::compile(std::move(*spec), v->version); !rs) {
+      } else if (auto rs = core::RuleSet::compile(std::move(*spec), v->version,
+                                                  core::ClassifyCheck::Structure);
+                 !rs) {
         snap.error = rs.error().what;
         seen_version_ = v->version;  // a broken version stays broken: do not retry every poll
       } else {

@@ -223,12 +223,24 @@ struct RulesSpec {
 // classify rules keep file order (first match wins); a later [feedback] replaces an earlier one.
 [[nodiscard]] Result<void> merge_into(RulesSpec& into, RulesSpec next);
 
+// How much of the classify table validate() checks.
+enum class ClassifyCheck : std::uint8_t {
+  // Its patterns compile and every test line hits its own rule first: rule files on their way in
+  // (`rules check`, `rules apply`).
+  Full,
+  // Names, references and dsn globs only: rules read back from the store, which were fully
+  // checked when they were applied. Compiling some sixty patterns twice and running their test
+  // lines cost each daemon reload and each sidecar command about 5 ms; the one program that
+  // classifies (`rampart classify`) compiles the patterns itself and reports a bad one.
+  Structure,
+};
+
 // Normalises and checks a whole rule set: names, references between tables, CIDRs, ramps, status
-// codes, addresses, classify patterns and their test lines (each must hit its own rule first),
-// [feedback] ranges.
+// codes, addresses, classify patterns and their test lines (each must hit its own rule first;
+// only the structure with ClassifyCheck::Structure), [feedback] ranges.
 // Errors are Errc::Config and name file:line and the key. Normalises domains
 // (lower case, no trailing dot) and removes duplicate domains/addresses in place.
-[[nodiscard]] Result<void> validate(RulesSpec& spec);
+[[nodiscard]] Result<void> validate(RulesSpec& spec, ClassifyCheck classify = ClassifyCheck::Full);
 
 // Things that are valid but probably not what the operator meant, worded like errors
 // (`file:line: kind "name": ...`): an exclusion enabled for streams but listing nothing (the

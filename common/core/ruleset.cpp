@@ -7,8 +7,9 @@
 
 namespace rampart::core {
 
-Result<std::shared_ptr<const RuleSet>> RuleSet::compile(RulesSpec spec, std::int64_t version) {
-  if (auto v = validate(spec); !v) return tl::unexpected(v.error());
+Result<std::shared_ptr<const RuleSet>> RuleSet::compile(RulesSpec spec, std::int64_t version,
+                                                        ClassifyCheck classify) {
+  if (auto v = validate(spec, classify); !v) return tl::unexpected(v.error());
   std::shared_ptr<RuleSet> rs(new RuleSet());
   rs->spec_ = std::move(spec);
   rs->version_ = version;

@@ -33,9 +33,10 @@ struct MxRecord {
 
 class RuleSet {
  public:
-  // Validates (normalising `spec` in place) and builds every matcher; all or nothing.
-  [[nodiscard]] static Result<std::shared_ptr<const RuleSet>> compile(RulesSpec spec,
-                                                                      std::int64_t version = 0);
+  // Validates (normalising `spec` in place) and builds every matcher; all or nothing. `classify`:
+  // see core::validate (Structure for rules read back from the store).
+  [[nodiscard]] static Result<std::shared_ptr<const RuleSet>> compile(
+      RulesSpec spec, std::int64_t version = 0, ClassifyCheck classify = ClassifyCheck::Full);
 
   const RulesSpec& spec() const { return spec_; }
   std::int64_t version() const { return version_; }

@@ -1356,7 +1356,9 @@ Result<std::unique_ptr<Store>> open_migrated(std::string_view url, const OpenOpt
 Result<std::shared_ptr<const core::RuleSet>> load_ruleset(Store& store) {
   RAMPART_TRY(version, store.rules_version());
   RAMPART_TRY(spec, store.load_rules());
-  return core::RuleSet::compile(std::move(spec), version.version);
+  // Checked in full when applied: the classify patterns are compiled by the program that
+  // classifies, not by every daemon reload.
+  return core::RuleSet::compile(std::move(spec), version.version, core::ClassifyCheck::Structure);
 }
 
 int latest_schema_version() {

@@ -213,8 +213,9 @@ class Store {
 [[nodiscard]] Result<std::unique_ptr<Store>> open_migrated(std::string_view url,
                                                            const OpenOptions& options = {});
 
-// The rules in the store, compiled (core::RuleSet::compile) and stamped with their
-// rules_version: what every program serves or reports from.
+// The rules in the store, compiled (core::RuleSet::compile, ClassifyCheck::Structure: they were
+// checked in full when applied) and stamped with their rules_version: what every program serves
+// or reports from.
 [[nodiscard]] Result<std::shared_ptr<const core::RuleSet>> load_ruleset(Store& store);
 
 // The schema version this build knows (the newest migration it carries).

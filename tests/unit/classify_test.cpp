@@ -102,6 +102,41 @@ TEST_CASE("classify rules: bad input is refused naming file:line and the rule") 
         "");
 }
 
+TEST_CASE("classify rules: rules read back from the store skip the patterns, not the structure") {
+  // ClassifyCheck::Structure (store::load_ruleset, daemon reloads) neither compiles the patterns
+  // nor runs the test lines, which were checked when the rules were applied; every other check
+  // stays.
+  const auto depth_errors = [](const std::string& text) {
+    auto p = rules::parse(text, "rules.toml");
+    REQUIRE_MESSAGE(p, p.error().what);
+    auto full = p->spec;
+    auto structure = p->spec;
+    const auto f = core::validate(full, core::ClassifyCheck::Full);
+    const auto s = core::validate(structure, core::ClassifyCheck::Structure);
+    return std::pair{f ? std::string() : f.error().what, s ? std::string() : s.error().what};
+  };
+  const auto dead = depth_errors(rule("r", "user unknown", "", "\"550 5.1.1 no such user\""));
+  CHECK(dead.first.find("hits no rule") != std::string::npos);
+  CHECK(dead.second == "");
+  const auto bad_regex = depth_errors(rule("r", "(user", "", "\"550 x\""));
+  CHECK(bad_regex.first.find("bad pattern") != std::string::npos);
+  CHECK(bad_regex.second == "");
+  const auto unknown_op = depth_errors(rule("r", "x", "operator = \"nope\"\n", "\"550 x\""));
+  CHECK(unknown_op.first.find("unknown operator \"nope\"") != std::string::npos);
+  CHECK(unknown_op.second == unknown_op.first);
+  const auto bad_dsn = depth_errors(rule("r", "x", "dsn = \"5.x.1\"\n", "\"550 x\""));
+  CHECK(bad_dsn.second.find("bad dsn pattern") != std::string::npos);
+  // The program that classifies still refuses the bad pattern when it compiles the table.
+  auto p = rules::parse(rule("r", "(user", "", "\"550 x\""), "rules.toml");
+  REQUIRE(p);
+  auto rs = core::RuleSet::compile(std::move(p->spec), 1, core::ClassifyCheck::Structure);
+  REQUIRE(rs);
+  const auto c = core::Classifier::compile((*rs)->spec().classify);
+  REQUIRE_FALSE(c);
+  CHECK(c.error().what.find("rules.toml:3: classify \"r\": bad pattern \"(user\"") !=
+        std::string::npos);
+}
+
 TEST_CASE("merge_into: a classify id defined in two files is an error naming both places") {
   auto a = rules::parse(rule("dup", "x", "", "\"550 x\""), "a.toml");
   auto b = rules::parse("\n" + rule("dup", "y", "", "\"550 y\""), "b.toml");
