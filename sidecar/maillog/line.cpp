@@ -57,8 +57,11 @@ bool has_prefix(std::string_view s, const char (&lit)[N]) {
 }
 
 // The first `c` in [p, end), or nullptr: memchr for the short runs of a syslog header (host,
-// tag), where a call costs more than the scan. 16 bytes at a time while 16 remain.
-const char* find_byte(const char* p, const char* end, char c) {
+// tag), where a call costs more than the scan. 16 bytes at a time while 16 remain; the last
+// bytes are one more load of the 16 bytes that end at `end` when they start at or after
+// `readable` (bytes before p in it are masked off), else one at a time.
+[[gnu::always_inline]] inline const char* find_byte(const char* p, const char* end, char c,
+                                                    const char* readable) {
 #if defined(__SSE2__)
   const __m128i needle = _mm_set1_epi8(c);
   for (; end - p >= 16; p += 16) {
@@ -66,11 +69,22 @@ const char* find_byte(const char* p, const char* end, char c) {
     const auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, needle)));
     if (mask != 0) return p + __builtin_ctz(mask);
   }
+  if (p < end && end - readable >= 16) {
+    const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(end - 16));
+    auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, needle)));
+    mask &= ~0u << (16 - (end - p));
+    return mask != 0 ? end - 16 + __builtin_ctz(mask) : nullptr;
+  }
+#else
+  (void)readable;
 #endif
   for (; p < end; ++p) {
     if (*p == c) return p;
   }
   return nullptr;
+}
+[[gnu::always_inline]] inline const char* find_byte(const char* p, const char* end, char c) {
+  return find_byte(p, end, c, p);
 }
 
 // The position of the first `a` followed by `b` in s, or npos: a scan for the rarer first byte
@@ -80,7 +94,7 @@ std::size_t find_pair(std::string_view s, char a, char b) {
   const char* const end = begin + s.size();
   const char* p = begin;
   while (p < end) {
-    const char* c = find_byte(p, end, a);
+    const char* c = find_byte(p, end, a, begin);
     if (c == nullptr || c + 1 >= end) return std::string_view::npos;
     if (c[1] == b) return static_cast<std::size_t>(c - begin);
     p = c + 1;
@@ -164,6 +178,25 @@ std::size_t alnum_run(std::string_view s) {
   }
 #endif
   return n;
+}
+
+// The position of the last '/' in the n bytes at p, or npos; the 16 bytes before p + n must be
+// readable from `readable` on (the line's start: a tag follows a stamp and a host). One 16-byte
+// compare covers every Postfix tag's service name.
+std::size_t last_slash(const char* readable, const char* p, std::size_t n) {
+#if defined(__SSE2__)
+  if (p + n - readable >= 16) {
+    const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + n - 16));
+    auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, _mm_set1_epi8('/'))));
+    if (n < 16) mask &= ~((1u << (16 - n)) - 1);  // bytes before p are not the tag's
+    if (mask != 0) return n - 16 + static_cast<std::size_t>(31 - __builtin_clz(mask));
+    if (n <= 16) return std::string_view::npos;
+    n -= 16;
+  }
+#else
+  (void)readable;
+#endif
+  return std::string_view(p, n).rfind('/');
 }
 
 // `n` decimal digits at s[pos], or -1.
@@ -383,6 +416,40 @@ bool is_queue_id(std::string_view s) {
 }
 
 namespace {
+// is_queue_id(s.substr(0, n)), 16 bytes at a time when s has them and n fits (every short id, most
+// long ones): the classes of the bytes as bit masks instead of a table lookup per byte.
+bool queue_id_at(std::string_view s, std::size_t n) {
+#if defined(__SSE2__)
+  if (n >= 6 && n <= 16 && s.size() >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data()));
+    const auto in = [&v](char lo, char hi) {
+      return _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(static_cast<char>(lo - 1))),
+                           _mm_cmplt_epi8(v, _mm_set1_epi8(static_cast<char>(hi + 1))));
+    };
+    const __m128i digit = in('0', '9');
+    const unsigned want = (1u << n) - 1;
+    const auto hex = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(digit, in('A', 'F'))));
+    if ((hex & want) == want) return true;
+    // The long form's alphabet: letters and digits but the vowels.
+    const __m128i l = _mm_or_si128(v, _mm_set1_epi8(0x20));
+    const auto is = [&l](char c) { return _mm_cmpeq_epi8(l, _mm_set1_epi8(c)); };
+    const __m128i vowel = _mm_or_si128(_mm_or_si128(is('a'), is('e')),
+                                       _mm_or_si128(_mm_or_si128(is('i'), is('o')), is('u')));
+    const __m128i alnum =
+        _mm_or_si128(digit, _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
+                                          _mm_cmplt_epi8(l, _mm_set1_epi8('z' + 1))));
+    const auto alphabet = static_cast<unsigned>(_mm_movemask_epi8(_mm_andnot_si128(vowel, alnum)));
+    if ((alphabet & want) != want) return false;
+    const auto z =
+        static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('z')))) & want;
+    if (z == 0) return false;
+    const auto sep = static_cast<std::size_t>(31 - __builtin_clz(z));
+    return sep >= 10 && sep + 1 < n;
+  }
+#endif
+  return is_queue_id(s.substr(0, n));
+}
+
 // "Jan" -> 1 ... "Dec" -> 12, 0 for anything else (exact case, as syslog writes them).
 int month_number(std::string_view m) {
   const auto key = (static_cast<unsigned>(static_cast<unsigned char>(m[0])) << 16) |
@@ -817,7 +884,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   h.program = std::string_view(tag, program_size);
   if (tag_end == std::string_view::npos) return malformed("no message after program tag");
 
-  const auto slash = h.program.rfind('/');
+  const auto slash = last_slash(line.data(), tag, program_size);
 
   if (slash != std::string_view::npos && slash > 0 && slash + 1 < h.program.size()) {
     const auto service = h.program.substr(slash + 1);
@@ -839,8 +906,14 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   std::size_t colon = alnum_run(msg);
   while (colon < msg.size() && (kQidClass[static_cast<unsigned char>(msg[colon])] & 4) != 0)
     ++colon;
-  if (colon + 1 >= msg.size() || msg[colon] != ':' || msg[colon + 1] != ' ')
-    colon = find_colon_space(msg.substr(0, 66));
+  if (colon + 1 >= msg.size() || msg[colon] != ':' || msg[colon + 1] != ' ') {
+    // A delivery record's "to=" ends by column 67: without an '=' before it, none can follow
+    // the first ": ", and most of these messages ("connect from ...") have none.
+    const auto head = msg.substr(0, 68);
+    colon = find_byte(head.data(), head.data() + head.size(), '=') == nullptr
+                ? std::string_view::npos
+                : find_colon_space(msg.substr(0, 66));
+  }
   if (colon != std::string_view::npos && colon < 64 && has_prefix(msg.substr(colon + 2), "to=")) {
     std::string_view why;
     auto& d = out.delivery.emplace();
@@ -852,7 +925,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
     out.kind = Kind::Delivery;
     return;
   }
-  if (colon != std::string_view::npos && is_queue_id(msg.substr(0, colon)))
+  if (colon != std::string_view::npos && queue_id_at(msg, colon))
     out.queue_id = msg.substr(0, colon);
   const auto body = out.queue_id.empty() ? msg : msg.substr(colon + 2);
 

@@ -21,6 +21,17 @@ constexpr core::UnixTime kJune9Noon = 1781006400;
 
 constexpr Clock kUtc{kJune9Noon, 0};
 
+// A repeatable stream of pseudo-random numbers (xorshift64) for generated cases.
+struct XorShift {
+  std::uint64_t seed;
+  std::uint64_t operator()() {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("parse_line: timestamps, classic and RFC 3339, in UTC seconds") {
@@ -536,13 +547,7 @@ TEST_CASE("parse_line: a message's reception and removal") {
 TEST_CASE("parse_line: pids of every length, and what stands before them") {
   // The pid is read 8 bytes at a time where it can be: every length from 0 to 11 digits, with
   // and without leading zeros, after programs of several lengths, against a plain reading.
-  std::uint64_t seed = 88172645463325252ULL;
-  const auto next = [&seed] {
-    seed ^= seed << 13;
-    seed ^= seed >> 7;
-    seed ^= seed << 17;
-    return seed;
-  };
+  XorShift next{88172645463325252ULL};
   for (const std::string program : {"p", "ab", "postfix/smtp", "postfix/out05/smtp", "x[1"}) {
     for (std::size_t len = 0; len <= 11; ++len) {
       for (int k = 0; k < 40; ++k) {
@@ -582,6 +587,86 @@ TEST_CASE("parse_line: pids of every length, and what stands before them") {
   const auto short_line = parse_line("Jun  9 08:50:20 h 7[1]: m", kUtc);
   CHECK(short_line.header.pid == 1U);
   CHECK(short_line.header.program == "7");
+}
+
+TEST_CASE("parse_line: the service after the tag's last '/', for tags of every length") {
+  // The last '/' is found 16 bytes at a time: programs of 1 to 40 bytes with slashes anywhere,
+  // after hosts of several lengths (one with a '/' of its own), against string_view::rfind.
+  XorShift next{0x9e3779b97f4a7c15ULL};
+  constexpr std::string_view kBytes = "ab/-x0";  // no Postfix daemon's name can come of these
+  for (const std::string host : {"h", "mx1", "relay-out-07.example.net", "gw/1"}) {
+    for (std::size_t len = 1; len <= 40; ++len) {
+      for (int k = 0; k < 30; ++k) {
+        std::string program = k % 2 == 0 ? "postfix" : "";
+        while (program.size() < len) program += kBytes[next() % kBytes.size()];
+        program.resize(len);
+        const std::string l = "Jun  9 08:50:20 " + host + " " + program + "[7]: hi";
+        CAPTURE(l);
+        const auto got = parse_line(l, kUtc);
+        const std::string_view p = program;
+        const auto slash = p.rfind('/');
+        const bool postfix = p.starts_with("postfix") && slash != std::string_view::npos &&
+                             slash > 0 && slash + 1 < p.size();
+        CHECK(got.kind == (postfix ? Kind::OtherPostfix : Kind::NotPostfix));
+        CHECK(got.header.program == program);
+        CHECK(got.header.syslog_name == (postfix ? p.substr(0, slash) : ""));
+        CHECK(got.header.service == (postfix ? p.substr(slash + 1) : ""));
+      }
+    }
+  }
+}
+
+TEST_CASE("parse_line: a message's queue id agrees with is_queue_id") {
+  // Queue ids up to 16 bytes are classified 16 bytes at a time when the message has them:
+  // ids of 4 to 22 bytes over alphabets that make short, long and no ids, in messages long and
+  // short, against is_queue_id.
+  XorShift next{0x2545f4914f6cdd1dULL};
+  constexpr std::string_view kAlphabets[] = {
+      "0123456789ABCDEF",                                    // short ids
+      "0123456789BCDFGHJKLMNPQRSTVWXYbcdfghjklmnpqrstvwxy",  // long ids, with a 'z' put in
+      "0123456789ABCDEFabcdefz",                             // lower case and 'z': mixed
+      "AEIOUaeiouz0123456789BCD",                            // vowels
+  };
+  for (std::size_t len = 4; len <= 22; ++len) {
+    for (const auto alphabet : kAlphabets) {
+      for (int k = 0; k < 40; ++k) {
+        std::string id;
+        for (std::size_t i = 0; i < len; ++i) id += alphabet[next() % alphabet.size()];
+        if (alphabet[1] == '1' && alphabet[10] == 'B' && k % 2 == 0) id[next() % len] = 'z';
+        for (const std::string rest : {": client=a.example.com[192.0.2.1]", ": x"}) {
+          const std::string l = "Jun  9 08:50:20 mx1 postfix/smtpd[7]: " + id + rest;
+          CAPTURE(l);
+          const auto got = parse_line(l, kUtc);
+          CHECK(got.queue_id == (is_queue_id(id) ? std::string_view(id) : ""));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("parse_line: a delivery record is one whatever stands before its queue id") {
+  // Only a message with an '=' near its start is searched for ": to=": one without is no
+  // delivery, one with it is a delivery or says why not.
+  const struct {
+    const char* line;
+    Kind want_kind;
+    const char* want_why;
+  } cases[] = {
+      {"Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A-2B3C5D: to=<a@example.com>, relay=none, "
+       "delay=1, delays=0/0/0/1, dsn=4.4.1, status=deferred (connect to x: refused)",
+       Kind::Malformed, "delivery record without a queue id"},
+      {"Jun  9 08:50:20 mx1 postfix/smtp[9]: connect to mx.example.com[192.0.2.1]:25: refused",
+       Kind::ConnectFailure, ""},
+      {"Jun  9 08:50:20 mx1 postfix/smtpd[9]: warning: a long message well past column 64 "
+       "before its first: to=<a@example.com>",
+       Kind::OtherPostfix, ""},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.line);
+    const auto got = parse_line(c.line, kUtc);
+    CHECK(got.kind == c.want_kind);
+    CHECK(got.why == c.want_why);
+  }
 }
 
 TEST_CASE("parse_line: a 1 MB line is parsed in one pass") {
