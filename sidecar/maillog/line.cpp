@@ -110,6 +110,7 @@ std::size_t find_colon_space(std::string_view s) { return find_pair(s, ':', ' ')
 struct Marker {
   std::size_t at = std::string_view::npos;  // the marker's leading space
   std::size_t size = 0;
+  bool said = false;  // " said: " (else " refused to talk to me: ")
 };
 Marker find_reply_marker(std::string_view text) {
   constexpr std::string_view kSaid = " said";
@@ -121,11 +122,26 @@ Marker find_reply_marker(std::string_view text) {
     if (c == std::string_view::npos) return refused;
     const auto colon = from + c;
     const auto before = text.substr(0, colon);
-    if (before.ends_with(kSaid)) return {colon - kSaid.size(), kSaid.size() + 2};
+    if (before.ends_with(kSaid)) return {colon - kSaid.size(), kSaid.size() + 2, true};
     if (refused.at == std::string_view::npos && before.ends_with(kRefused))
       refused = {colon - kRefused.size(), kRefused.size() + 2};
     from = colon + 2;
   }
+}
+
+// `reply` without a trailing " (in reply to ... command)": Postfix's note of the SMTP command
+// the server answered. The last such note is the one cut, as string_view::rfind would find it.
+std::string_view without_in_reply_to(std::string_view reply) {
+  constexpr std::string_view kNote = " (in reply to ";
+  if (!reply.ends_with(" command)")) return reply;
+  for (std::size_t n = reply.size(); n > 0;) {
+    const void* open = ::memrchr(reply.data(), '(', n);
+    if (open == nullptr) break;
+    const auto at = static_cast<std::size_t>(static_cast<const char*>(open) - reply.data());
+    if (at > 0 && reply.substr(at - 1).starts_with(kNote)) return reply.substr(0, at - 1);
+    n = at;
+  }
+  return reply;
 }
 
 // The decimal digits right before `close` (8 readable bytes before it), when there are one to
@@ -643,43 +659,73 @@ std::optional<core::UnixTime> parse_rfc3339_stamp(std::string_view s, const Cloc
 }
 
 namespace {
-// parse_delivery() into `d` (freshly constructed): false (and `why`) when it is no record.
-bool parse_delivery_into(std::string_view message, std::string_view service, Delivery& d,
-                         std::string_view* why) {
+// A delivery record's field names, told apart by their length and bytes.
+enum class Field : std::uint8_t { To, OrigTo, Relay, Delay, Delays, Dsn, Status, Other };
+Field field_named(const char* p, std::size_t n) {
+  switch (n) {
+    case 2: return std::memcmp(p, "to", 2) == 0 ? Field::To : Field::Other;
+    case 3: return std::memcmp(p, "dsn", 3) == 0 ? Field::Dsn : Field::Other;
+    case 5:
+      if (std::memcmp(p, "relay", 5) == 0) return Field::Relay;
+      return std::memcmp(p, "delay", 5) == 0 ? Field::Delay : Field::Other;
+    case 6:
+      if (std::memcmp(p, "delays", 6) == 0) return Field::Delays;
+      return std::memcmp(p, "status", 6) == 0 ? Field::Status : Field::Other;
+    case 7: return std::memcmp(p, "orig_to", 7) == 0 ? Field::OrigTo : Field::Other;
+    default: return Field::Other;
+  }
+}
+
+Status status_named(std::string_view w) {
+  switch (w.size()) {
+    case 4: return std::memcmp(w.data(), "sent", 4) == 0 ? Status::Sent : Status::Other;
+    case 7:
+      if (std::memcmp(w.data(), "bounced", 7) == 0) return Status::Bounced;
+      return std::memcmp(w.data(), "expired", 7) == 0 ? Status::Expired : Status::Other;
+    case 8: return std::memcmp(w.data(), "deferred", 8) == 0 ? Status::Deferred : Status::Other;
+    default: return Status::Other;
+  }
+}
+
+// parse_delivery() into `d` (freshly constructed) when the queue id's ": " is at `colon`: false
+// (and `why`) when it is no record.
+bool parse_delivery_at(std::string_view message, std::size_t colon, std::string_view service,
+                       Delivery& d, std::string_view* why) {
   const auto fail = [&](std::string_view reason) {
     if (why != nullptr) *why = reason;
     return false;
   };
-  const auto colon = find_colon_space(message);
   // In front of "to=" the queue id is unambiguous, so any alphanumeric token is taken: log
   // generators and hand-written samples use ids Postfix itself never would ("FGHIJ67890").
-  const auto qid = message.substr(0, colon == std::string_view::npos ? 0 : colon);
-  if (qid.size() < 5 || qid.size() > 32 || !std::all_of(qid.begin(), qid.end(), [](char c) {
-        return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
-      }))
-    return fail("delivery record without a queue id");
+  if (colon == std::string_view::npos || colon < 5 || colon > 32 || alnum_run(message) < colon) {
+    const auto qid = message.substr(0, colon == std::string_view::npos ? 0 : colon);
+    if (qid.size() < 5 || qid.size() > 32 || !std::all_of(qid.begin(), qid.end(), [](char c) {
+          return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+        }))
+      return fail("delivery record without a queue id");
+  }
   d.queue_id = message.substr(0, colon);
-  std::string_view rest = message.substr(colon + 2);
+  const char* const readable = message.data();
+  const char* const end = readable + message.size();
+  const char* p = readable + colon + 2;
   bool have_to = false;
   bool have_status = false;
   // `name=value, name=value, ..., status=word (text)`. Unknown names (tls=, conn_use=, newer
   // Postfix additions) are skipped wherever they appear.
-  while (!rest.empty()) {
-    const char* const eq_at = find_byte(rest.data(), rest.data() + rest.size(), '=');
-    if (eq_at == nullptr || eq_at == rest.data()) return fail("delivery field without '='");
-    const auto eq = static_cast<std::size_t>(eq_at - rest.data());
-    const auto name = rest.substr(0, eq);
-    if (!std::all_of(name.begin(), name.end(),
-                     [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; }))
+  while (p < end) {
+    const char* const eq = find_byte(p, end, '=', readable);
+    if (eq == nullptr || eq == p) return fail("delivery field without '='");
+    const auto field = field_named(p, static_cast<std::size_t>(eq - p));
+    if (field == Field::Other &&
+        !std::all_of(p, eq, [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; }))
       return fail("bad delivery field name");
-    rest.remove_prefix(eq + 1);
-    if (name == "status") {
-      std::size_t end = 0;
-      while (end < rest.size() && rest[end] != ' ' && rest[end] != ',') ++end;
-      if (end == rest.size()) end = std::string_view::npos;
-      d.status_word = rest.substr(0, end);
-      rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end);
-      while (!rest.empty() && (rest.front() == ' ' || rest.front() == ',')) rest.remove_prefix(1);
+    p = eq + 1;
+    if (field == Field::Status) {
+      const char* w = p;
+      while (w < end && *w != ' ' && *w != ',') ++w;
+      d.status_word = std::string_view(p, static_cast<std::size_t>(w - p));
+      while (w < end && (*w == ' ' || *w == ',')) ++w;
+      std::string_view rest(w, static_cast<std::size_t>(end - w));
       if (!rest.empty() && rest.front() == '(') {
         if (rest.back() == ')') {
           d.text = rest.substr(1, rest.size() - 2);
@@ -694,63 +740,65 @@ bool parse_delivery_into(std::string_view message, std::string_view service, Del
       break;
     }
     std::string_view value;
-    if (!rest.empty() && rest.front() == '<') {
+    if (p < end && *p == '<') {
       // An address may hold ", " inside a quoted local part; "<...>, " ends it.
-      std::size_t end = 0;
+      const char* close = p;
       for (;;) {
-        const auto at = find_pair(rest.substr(end), '>', ',');
-        end = at == std::string_view::npos ? at : end + at;
-        if (end == std::string_view::npos || (end + 2 < rest.size() && rest[end + 2] == ' ')) break;
-        ++end;
+        close = find_byte(close, end, '>', readable);
+        if (close == nullptr || close + 1 >= end)
+          return fail("delivery field address without '>, '");
+        if (close[1] == ',' && close + 2 < end && close[2] == ' ') break;
+        ++close;
       }
-      if (end == std::string_view::npos) return fail("delivery field address without '>, '");
-      value = rest.substr(1, end - 1);
-      rest.remove_prefix(end + 3);
+      value = std::string_view(p + 1, static_cast<std::size_t>(close - p - 1));
+      p = close + 3;
     } else {
-      const auto end = find_pair(rest, ',', ' ');
-      if (end == std::string_view::npos) return fail("delivery record without status=");
-      value = rest.substr(0, end);
-      rest.remove_prefix(end + 2);
+      const char* comma = p;
+      for (;;) {
+        comma = find_byte(comma, end, ',', readable);
+        if (comma == nullptr || comma + 1 >= end) return fail("delivery record without status=");
+        if (comma[1] == ' ') break;
+        ++comma;
+      }
+      value = std::string_view(p, static_cast<std::size_t>(comma - p));
+      p = comma + 2;
     }
-    if (name == "to") {
-      d.recipient = unbracket(value);
-      have_to = true;
-    } else if (name == "orig_to") {
-      d.orig_to = unbracket(value);
-    } else if (name == "relay") {
-      d.relay = value;
-      const auto e = split_endpoint(value);
-      d.relay_host = e.host;
-      d.relay_ip = e.ip;
-      d.relay_port = e.port;
-    } else if (name == "delay") {
-      d.delay_text = value;
-    } else if (name == "delays") {
-      d.delays_text = value;
-    } else if (name == "dsn") {
-      d.dsn = value;
+    switch (field) {
+      case Field::To:
+        d.recipient = unbracket(value);
+        have_to = true;
+        break;
+      case Field::OrigTo: d.orig_to = unbracket(value); break;
+      case Field::Relay: {
+        d.relay = value;
+        const auto e = split_endpoint(value);
+        d.relay_host = e.host;
+        d.relay_ip = e.ip;
+        d.relay_port = e.port;
+        break;
+      }
+      case Field::Delay: d.delay_text = value; break;
+      case Field::Delays: d.delays_text = value; break;
+      case Field::Dsn: d.dsn = value; break;
+      case Field::Status:
+      case Field::Other: break;
     }
   }
   if (!have_to) return fail(kWhyNoTo);
   if (!have_status) return fail("delivery record without status=");
-  if (d.status_word == "sent") {
-    d.status = Status::Sent;
-  } else if (d.status_word == "deferred") {
-    d.status = Status::Deferred;
-  } else if (d.status_word == "bounced") {
-    d.status = Status::Bounced;
-  } else if (d.status_word == "expired") {
-    d.status = Status::Expired;
-  }
+  d.status = status_named(d.status_word);
 
   // The remote reply: "host X[IP] said: 550-5.7.1 ..." or "... refused to talk to me: 554 ...";
   // a sent record's text is the reply itself ("250 2.0.0 Ok: queued as ...").
   std::string_view reply = d.text;
+  d.reply = d.text;
   if (const auto m = find_reply_marker(d.text); m.at != std::string_view::npos) {
     reply = d.text.substr(m.at + m.size);
+    if (m.said) d.reply = reply;
     auto who = d.text.substr(0, m.at);
     if (has_prefix(who, "host ")) d.remote_host = split_endpoint(who.substr(5)).host;
   }
+  d.reply = without_in_reply_to(d.reply);
   const auto r = parse_reply(reply);
   d.reply_code = r.code;
   d.enhanced_status = r.enhanced.empty() ? d.dsn : r.enhanced;
@@ -769,7 +817,17 @@ bool parse_delivery_into(std::string_view message, std::string_view service, Del
   }
   return true;
 }
+
+bool parse_delivery_into(std::string_view message, std::string_view service, Delivery& d,
+                         std::string_view* why) {
+  return parse_delivery_at(message, find_colon_space(message), service, d, why);
+}
 }  // namespace
+
+std::string_view remote_reply(std::string_view text) {
+  const auto m = find_reply_marker(text);
+  return without_in_reply_to(m.said ? text.substr(m.at + m.size) : text);
+}
 
 double Delivery::delay() const { return to_double(delay_text).value_or(-1); }
 
@@ -917,7 +975,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   if (colon != std::string_view::npos && colon < 64 && has_prefix(msg.substr(colon + 2), "to=")) {
     std::string_view why;
     auto& d = out.delivery.emplace();
-    if (!parse_delivery_into(msg, h.service, d, &why)) {
+    if (!parse_delivery_at(msg, colon, h.service, d, &why)) {
       out.delivery.reset();
       return malformed(why);
     }

@@ -94,6 +94,8 @@ struct Delivery {
   std::string_view enhanced_status;
   bool status_from_reply = false;  // enhanced_status came from the reply text, not dsn=
   std::string_view remote_host;    // "host X[IP] said:" host, when the text has it
+  // The remote server's reply: remote_reply(text), read once here for the classifier.
+  std::string_view reply;
   Hop hop = Hop::Remote;
 
   // Seconds, -1 when absent or not a number.
@@ -149,6 +151,10 @@ std::optional<core::UnixTime> parse_classic_stamp(std::string_view text, const C
                                                   std::size_t& consumed);
 std::optional<core::UnixTime> parse_rfc3339_stamp(std::string_view text, const Clock& clock,
                                                   std::size_t& consumed);
+
+// The remote reply inside a delivery's text: after "host X[ip] said: ", without the trailing
+// " (in reply to ... command)"; the whole text when it quotes no server's reply.
+std::string_view remote_reply(std::string_view text);
 
 // A Postfix queue id: short (hex, 6+ chars) or long (enable_long_queue_ids: base-52 time digits
 // without vowels, a 'z', then the inode digits). `NOQUEUE` is not a queue id.

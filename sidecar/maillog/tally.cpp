@@ -219,21 +219,6 @@ bool Tally::tracked_program(std::string_view program) {
   return program_is(program, "rampart-milter") || program_is(program, "opendkim");
 }
 
-std::string_view remote_reply(std::string_view text) {
-  std::string_view r = text;
-  // The first " said: ", found by its colon: replies hold far fewer colons than spaces.
-  for (auto c = text.find(':'); c != std::string_view::npos; c = text.find(':', c + 1)) {
-    if (c + 1 < text.size() && text[c + 1] == ' ' && text.substr(0, c).ends_with(" said")) {
-      r = text.substr(c + 2);
-      break;
-    }
-  }
-  if (r.ends_with(" command)")) {
-    if (const auto p = r.rfind(" (in reply to "); p != std::string_view::npos) r = r.substr(0, p);
-  }
-  return r;
-}
-
 std::string_view domain_of(std::string_view address) {
   // memrchr: string_view::rfind goes back one byte at a time.
   const void* at = address.empty() ? nullptr : ::memrchr(address.data(), '@', address.size());
@@ -495,7 +480,7 @@ struct Tally::Impl {
 
     const core::OperatorSpec* op = operator_of(d);
     if (op == nullptr) ++sum.unknown_operator;
-    const auto reply = remote_reply(d.text);
+    const auto reply = d.reply;
     const auto cls = classifier.classify(reply, d.enhanced_status,
                                          op != nullptr ? op->name : std::string_view{});
 

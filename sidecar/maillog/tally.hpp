@@ -164,10 +164,6 @@ class Tally {
   std::unique_ptr<Impl> impl_;
 };
 
-// The remote reply inside a delivery's text: after "host X[ip] said: ", without the trailing
-// " (in reply to ... command)"; the whole text when it has no remote reply.
-std::string_view remote_reply(std::string_view text);
-
 // The domain of an address (after the last '@'), "" when none.
 std::string_view domain_of(std::string_view address);
 

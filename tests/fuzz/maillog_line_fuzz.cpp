@@ -1,7 +1,7 @@
 // libFuzzer harness for the Postfix log line parser: arbitrary bytes as one log line, with the
 // reference time taken from the first bytes. Must never crash, hang or throw, and every view it
 // returns must point into the line; a Delivery always carries its record, a failure kind its
-// Failure, and Malformed a reason.
+// Failure, and Malformed a reason. A delivery's reply is the one a plain reading finds.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -19,11 +19,30 @@ void inside(std::string_view v) {
   if (v.data() < g_line.data() || v.data() + v.size() > g_line.data() + g_line.size()) std::abort();
 }
 
+// remote_reply() written plainly: the first " said: ", then the last " (in reply to " when the
+// text ends in " command)".
+std::string_view plain_remote_reply(std::string_view text) {
+  std::string_view r = text;
+  for (auto c = text.find(": "); c != std::string_view::npos; c = text.find(": ", c + 1)) {
+    if (text.substr(0, c).ends_with(" said")) {
+      r = text.substr(c + 2);
+      break;
+    }
+  }
+  if (r.ends_with(" command)")) {
+    if (const auto p = r.rfind(" (in reply to "); p != std::string_view::npos) r = r.substr(0, p);
+  }
+  return r;
+}
+
 void check_delivery(const rampart::maillog::Delivery& d) {
   for (auto v : {d.queue_id, d.recipient, d.orig_to, d.relay, d.relay_host, d.relay_ip, d.dsn,
-                 d.status_word, d.text, d.reply_code, d.enhanced_status, d.remote_host}) {
+                 d.status_word, d.text, d.reply_code, d.enhanced_status, d.remote_host, d.reply}) {
     inside(v);
   }
+  const auto want = plain_remote_reply(d.text);
+  if (d.reply.data() != want.data() || d.reply.size() != want.size()) std::abort();
+  if (rampart::maillog::remote_reply(d.text) != want) std::abort();
 }
 
 }  // namespace

@@ -410,6 +410,45 @@ TEST_CASE("parse_line: delays and the remote host of the reply") {
   CHECK(got.header.pid == 9U);
 }
 
+TEST_CASE("remote_reply: the server's words, without Postfix's note of the command") {
+  const struct {
+    const char* text;
+    const char* want;
+  } cases[] = {
+      {"host mx.example.com[192.0.2.10] said: 451 try later (in reply to end of DATA command)",
+       "451 try later"},
+      {"host mx.example.com[192.0.2.10] said: 550 5.1.1 no (such) user (in reply to RCPT TO "
+       "command)",
+       "550 5.1.1 no (such) user"},
+      // The last note is cut, as a search from the end finds it.
+      {"host x[192.0.2.1] said: 550 no (in reply to RCPT TO command) (in reply to DATA command)",
+       "550 no (in reply to RCPT TO command)"},
+      {"host x[192.0.2.1] said: 550 no (in reply to (RCPT) TO command)", "550 no"},
+      {"host x[192.0.2.1] said: 421 busy (in reply to", "421 busy (in reply to"},
+      {"host x[192.0.2.1] said: 421 ends with command)", "421 ends with command)"},
+      {"(in reply to DATA command)", "(in reply to DATA command)"},  // no space: no note
+      {"250 2.0.0 Ok: queued as 4F1A2B3C5D", "250 2.0.0 Ok: queued as 4F1A2B3C5D"},
+      // The first " said: " is the server's; later ones are its words.
+      {"host x[192.0.2.1] said: 554 host y said: no", "554 host y said: no"},
+      {"host x[192.0.2.1] refused to talk to me: 554 go away",
+       "host x[192.0.2.1] refused to talk to me: 554 go away"},
+      {"connect to x[192.0.2.1]:25: Connection refused",
+       "connect to x[192.0.2.1]:25: Connection refused"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.text);
+    CHECK(remote_reply(c.text) == c.want);
+    // A delivery carries the same, read once by the parser.
+    const std::string line = std::string("Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: ") +
+                             "to=<a@example.com>, relay=x[192.0.2.1]:25, dsn=4.0.0, "
+                             "status=deferred (" +
+                             c.text + ")";
+    const auto got = parse_line(line, kUtc);
+    REQUIRE(got.delivery.has_value());
+    CHECK(got.delivery->reply == c.want);
+  }
+}
+
 TEST_CASE("parse_line: qmgr expiry, bind and connect failures") {
   const auto expired = parse_line(
       "Jun  9 08:50:20 mx1 postfix/qmgr[5]: 4F1A2B3C5D: from=<news@send.example.com>, "
