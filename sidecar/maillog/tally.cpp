@@ -311,6 +311,16 @@ struct Tally::Impl {
   StringMap<const core::OperatorSpec*> op_by_host;
   StringMap<const core::OperatorSpec*> op_by_domain;
   std::string dom_buf;  // operator_of()'s lower-cased domain
+  // operator_of()'s recent (relay host, recipient domain as logged) pairs, direct-mapped: a hit
+  // costs two hashes and two compares instead of lower-casing the domain and two map lookups.
+  // `slot` is the domain's value in op_by_domain (node values stay put until the map is
+  // cleared, and then so is this).
+  struct OpMemo {
+    std::string host, domain;
+    const core::OperatorSpec* op = nullptr;
+    const core::OperatorSpec** slot = nullptr;
+  };
+  std::array<OpMemo, 64> op_memo;
   std::unordered_set<std::string, StringHash, std::equal_to<>> statuses;
 
   std::unordered_map<Key, Value, KeyHash> aggs;
@@ -380,14 +390,39 @@ struct Tally::Impl {
   }
 
   const core::OperatorSpec* operator_of(const Delivery& d) {
-    // Lower-cased into a buffer kept from call to call: no allocation per delivery.
     const auto raw = domain_of(d.recipient);
+    const bool connected = !d.relay_ip.empty() && !d.relay_host.empty() && d.relay_host != "none";
+    OpMemo* memo = nullptr;
+    if (connected && !raw.empty()) {
+      memo = &op_memo[(fast_hash(d.relay_host) ^ (fast_hash(raw) * 31)) % op_memo.size()];
+      if (memo->slot != nullptr && memo->host == d.relay_host && memo->domain == raw) {
+        *memo->slot = memo->op;  // the domain's operator is the one last seen for it
+        return memo->op;
+      }
+    }
+    const auto* op = operator_of_slow(d, raw, connected);
+    if (memo != nullptr) {
+      memo->host.assign(d.relay_host);
+      memo->domain.assign(raw);
+      memo->op = op;
+      memo->slot = &op_by_domain.find(std::string_view(dom_buf))->second;
+    }
+    return op;
+  }
+
+  void forget_op_memo() {
+    for (auto& m : op_memo) m.slot = nullptr;
+  }
+
+  const core::OperatorSpec* operator_of_slow(const Delivery& d, std::string_view raw,
+                                             bool connected) {
+    // Lower-cased into a buffer kept from call to call: no allocation per delivery.
     dom_buf.assign(raw);
     for (auto& c : dom_buf) {
       c = core::ascii_lower(c);
     }
     const std::string_view dom = dom_buf;
-    if (!d.relay_ip.empty() && !d.relay_host.empty() && d.relay_host != "none") {
+    if (connected) {
       const core::OperatorSpec* op = nullptr;
       if (auto it = op_by_host.find(d.relay_host); it != op_by_host.end()) {
         op = it->second;
@@ -400,7 +435,10 @@ struct Tally::Impl {
         if (auto it = op_by_domain.find(dom); it != op_by_domain.end()) {
           it->second = op;
         } else {
-          if (op_by_domain.size() > 50000) op_by_domain.clear();
+          if (op_by_domain.size() > 50000) {
+            op_by_domain.clear();
+            forget_op_memo();
+          }
           op_by_domain.emplace(std::string(dom), op);
         }
       }

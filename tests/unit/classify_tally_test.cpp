@@ -227,6 +227,50 @@ TEST_CASE("tally: incident 10, bind failures and delivery from another address")
   CHECK(t.summary().anomalies == 3);
 }
 
+TEST_CASE("tally: relay=none takes the operator last seen for the domain, however often seen") {
+  // Repeated (relay host, domain) pairs are remembered; a repeat must still make its operator the
+  // domain's latest, also after the domain map was emptied at its bound.
+  auto& f = fixture();
+  Tally t(*f.rules, f.classifier);
+  const auto none = [](int i, const std::string& rcpt) {
+    return line(i, "postfix/out05/smtp[101]",
+                delivery("6B1C2D3F" + std::to_string(10 + i), rcpt, "none", "4.4.1", "deferred",
+                         "connect to x[192.0.2.9]:25: Connection timed out"));
+  };
+  const auto via = [](int i, const std::string& rcpt, const std::string& relay) {
+    return line(
+        i, "postfix/out05/smtp[101]",
+        delivery("6B1C2D3F" + std::to_string(10 + i), rcpt, relay, "2.0.0", "sent", "250 ok"));
+  };
+  feed(t, {via(1, "ana@contoso.example", kMs), via(2, "bo@contoso.example", kGoogle),
+           via(3, "cy@contoso.example", kMs), none(4, "dd@contoso.example")});
+  auto b = t.take();
+  CHECK(count_of(b, "bulk", "203.0.113.94", "microsoft-365", core::Outcome::DeferredOther,
+                 "4.4.1") == 1);
+  // The domain as logged in another case is the same domain.
+  feed(t, {via(5, "ed@Contoso.Example", kGoogle), none(6, "fi@contoso.example"),
+           via(7, "gu@contoso.example", kMs), none(8, "ha@CONTOSO.example")});
+  b = t.take();
+  CHECK(count_of(b, "bulk", "203.0.113.94", "google", core::Outcome::DeferredOther, "4.4.1") == 1);
+  CHECK(count_of(b, "bulk", "203.0.113.94", "microsoft-365", core::Outcome::DeferredOther,
+                 "4.4.1") == 1);
+  // Past 50,000 domains the map starts again; the remembered pairs must not point into it.
+  // (Pairs remembered just before it are delivered to again just after.)
+  std::vector<std::string> many;
+  for (int i = 0; i < 50010; ++i)
+    many.push_back(via(9, "x@d" + std::to_string(i) + ".example", kGoogle));
+  for (int i = 49990; i < 50000; ++i)
+    many.push_back(via(10, "y@d" + std::to_string(i) + ".example", kGoogle));
+  feed(t, many);
+  feed(t, {via(11, "ia@contoso.example", kMs), via(12, "jo@contoso.example", kMs),
+           none(13, "ku@contoso.example"), none(14, "z@d49995.example")});
+  b = t.take();
+  CHECK(count_of(b, "bulk", "203.0.113.94", "microsoft-365", core::Outcome::DeferredOther,
+                 "4.4.1") == 1);
+  CHECK(count_of(b, "bulk", "203.0.113.94", "google", core::Outcome::DeferredOther, "4.4.1") == 1);
+  CHECK(count_of(b, "bulk", "203.0.113.94", "google", core::Outcome::Accepted, "2.0.0") == 50020);
+}
+
 TEST_CASE("tally: incident 5, a stream's message delivered with no OpenDKIM signature line") {
   auto& f = fixture();
   const std::vector<std::string> unsigned_message{
