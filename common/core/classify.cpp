@@ -128,19 +128,36 @@ constexpr int kAnything = -2;
 namespace {
 // A dsn or a dsn pattern cut at its dots: the first three parts (a pattern has at most three)
 // and how many there are. classify() cuts the dsn once and compares it with every rule's
-// pattern, cut when the rules were compiled, instead of re-reading both strings per rule.
+// pattern, cut when the rules were compiled, instead of re-reading both strings per rule. Each
+// part is also packed into one integer (its length and bytes; parts of up to 7 bytes, which is
+// every real one) so that most compares are one integer compare.
 struct DsnParts {
+  static constexpr std::uint64_t kLong = ~std::uint64_t{0};  // a part of 8 bytes or more
+
   std::array<std::string_view, 3> part;
+  std::array<std::uint64_t, 3> key{};
   std::size_t n = 0;  // 0: empty
+
+  // Distinct for distinct parts: the length sits above the bytes, and no shorter part reaches it.
+  static std::uint64_t key_of(std::string_view p) {
+    if (p.size() > 7) return kLong;
+    std::uint64_t k = p.size();
+    for (const char c : p) k = (k << 8) | static_cast<unsigned char>(c);
+    return k;
+  }
+  static constexpr std::uint64_t kStar = (std::uint64_t{1} << 8) | '*';
 
   explicit DsnParts(std::string_view s = {}) {
     if (s.empty()) return;
-    while (true) {
-      const auto dot = s.find('.');
-      if (n < part.size()) part[n] = s.substr(0, dot);
+    std::size_t start = 0;
+    for (std::size_t i = 0; i <= s.size(); ++i) {
+      if (i < s.size() && s[i] != '.') continue;
+      if (n < part.size()) {
+        part[n] = s.substr(start, i - start);
+        key[n] = key_of(part[n]);
+      }
       ++n;
-      if (dot == std::string_view::npos) break;
-      s.remove_prefix(dot + 1);
+      start = i + 1;
     }
   }
 
@@ -150,8 +167,9 @@ struct DsnParts {
     if (dsn.n == 0 || n > part.size()) return false;
     for (std::size_t i = 0; i < n; ++i) {
       if (i >= dsn.n) return false;
-      const bool star = part[i] == "*";
-      if (!star && part[i] != dsn.part[i]) return false;
+      const bool star = key[i] == kStar;
+      if (!star && (key[i] != dsn.key[i] || (key[i] == kLong && part[i] != dsn.part[i])))
+        return false;
       if (i + 1 == n) return star || dsn.n == n;
     }
     return false;

@@ -196,10 +196,30 @@ tests = ["550 x"]
 TEST_CASE("Classifier: a rule's dsn pattern selects as dsn_matches says") {
   // classify() compares the dsn with patterns cut once at compile time; dsn_matches() (and
   // classify_linear()) read the strings: both must agree on every pattern and dsn here.
-  const char* patterns[] = {"",      "*",     "5",   "4",     "5.*", "4.*", "5.1.1",  "5.1.*",
-                            "5.*.1", "*.7.1", "*.*", "*.*.*", "5.1", "2.*", "5.1.10", "4.7.500"};
-  const char* dsns[] = {"5.1.1", "5.1.10",  "5.7.1", "4.7.500", "4.4.1", "2.0.0", "5",
-                        "5.1",   "5.1.1.1", "5..1",  "5.1.",    ".1.1",  "x.y.z", "44.1.1"};
+  const char* patterns[] = {"",
+                            "*",
+                            "5",
+                            "4",
+                            "5.*",
+                            "4.*",
+                            "5.1.1",
+                            "5.1.*",
+                            "5.*.1",
+                            "*.7.1",
+                            "*.*",
+                            "*.*.*",
+                            "5.1",
+                            "2.*",
+                            "5.1.10",
+                            "4.7.500",
+                            "5.1.01",
+                            "5.1.12345678",
+                            "5.1.12345679",
+                            "5.1.1234567"};
+  const char* dsns[] = {"5.1.1", "5.1.10", "5.7.1",   "4.7.500",      "4.4.1",        "2.0.0",
+                        "5",     "5.1",    "5.1.1.1", "5..1",         "5.1.",         ".1.1",
+                        "x.y.z", "44.1.1", "5.1.01",  "5.1.12345678", "5.1.12345679", "5.1.1234567",
+                        "5.1.*"};
   for (const char* pat : patterns) {
     std::vector<core::ClassifySpec> rules(1);
     rules[0].id = "only";
