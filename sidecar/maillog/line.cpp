@@ -144,10 +144,10 @@ std::string_view without_in_reply_to(std::string_view reply) {
   return reply;
 }
 
-// The decimal digits right before `close` (8 readable bytes before it), when there are one to
-// seven of them (then a non-digit comes first): `open` moves back over them and `value` is
-// theirs. false when all 8 bytes are digits: the caller reads the longer run itself.
-bool trailing_digits(const char* close, std::size_t& open, std::uint64_t& value) {
+// The decimal digits right before `close` (8 readable bytes before it), when there are up to
+// seven of them (then a non-digit comes first): `open` moves back over them. false when all 8
+// bytes are digits: the caller reads the longer run itself.
+bool trailing_digits(const char* close, std::size_t& open) {
   std::uint64_t x = 0;
   std::memcpy(&x, close - 8, 8);  // byte 7 (the top one) is the one right before `close`
   constexpr std::uint64_t kLow = 0x0f0f0f0f0f0f0f0fULL, kHigh = 0xf0f0f0f0f0f0f0f0ULL;
@@ -158,27 +158,13 @@ bool trailing_digits(const char* close, std::size_t& open, std::uint64_t& value)
   const std::uint64_t nonzero = (((bad & k7f) + k7f) | bad) & k80;
   if (nonzero == 0) return false;
   const auto last_bad = static_cast<unsigned>(63 - __builtin_clzll(nonzero)) / 8;  // 0..7
-  const unsigned n = 7 - last_bad;
-  open -= n;
-  if (n == 0) {
-    value = 0;
-    return true;
-  }
-  // The digits moved to the top bytes, zeros below them (leading zero digits), then 8 digits
-  // combined pairwise into 2, 4 and 8 (most significant first in memory order).
-  const unsigned shift = 8 * (8 - n);
-  std::uint64_t v = (x >> (64 - 8 * n)) << shift;  // n < 8: both shifts below 64
-  v -= 0x3030303030303030ULL & (~std::uint64_t{0} << shift);
-  v = ((v * (1 + (10ULL << 8))) >> 8) & 0x00ff00ff00ff00ffULL;
-  v = ((v * (1 + (100ULL << 16))) >> 16) & 0x0000ffff0000ffffULL;
-  v = (v * (1 + (10000ULL << 32))) >> 32;
-  value = v;
+  open -= 7 - last_bad;
   return true;
 }
 
 // How many of s's first bytes are ASCII letters and digits, 16 at a time while 16 remain; the
 // caller goes on one at a time from there.
-std::size_t alnum_run(std::string_view s) {
+[[gnu::always_inline]] inline std::size_t alnum_run(std::string_view s) {
   std::size_t n = 0;
 #if defined(__SSE2__)
   const __m128i lower_a = _mm_set1_epi8('a' - 1), lower_z = _mm_set1_epi8('z' + 1);
@@ -829,6 +815,13 @@ std::string_view remote_reply(std::string_view text) {
   return without_in_reply_to(m.said ? text.substr(m.at + m.size) : text);
 }
 
+std::optional<std::uint32_t> Header::pid() const {
+  if (pid_text.empty()) return std::nullopt;
+  std::uint64_t v = 0;
+  for (const char c : pid_text) v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  return static_cast<std::uint32_t>(v);  // at most 2^32 - 1: parse_line checked
+}
+
 double Delivery::delay() const { return to_double(delay_text).value_or(-1); }
 
 std::array<double, 4> Delivery::delays() const {
@@ -865,7 +858,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   h.syslog_name = {};
   h.service = {};
   h.message = {};
-  h.pid.reset();
+  h.pid_text = {};
   h.postfix = false;
   out.queue_id = {};
   out.delivery.reset();
@@ -916,28 +909,26 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   std::size_t program_size = tag_size;
   if (tag[tag_size - 1] == ']') {
     // "[digits]" at the end; the '[' must be the tag's last and not its first character. Up to
-    // seven digits (every Linux pid) are read from the 8 bytes before the ']' at once.
+    // seven digits (every Linux pid) are found in the 8 bytes before the ']' at once; the
+    // number is read only when asked for (Header::pid()).
     std::size_t open = tag_size - 1;
-    std::uint64_t pid = 0;
     const char* const close = tag + open;
-    if (close - line.data() < 8 || !trailing_digits(close, open, pid)) {
-      // Read backwards, one digit at a time, at most ten.
-      std::uint64_t scale = 1;
-      pid = 0;
+    if (close - line.data() < 8 || !trailing_digits(close, open)) {
+      // Read backwards, one digit at a time, at most ten, no more than 2^32 - 1.
+      std::uint64_t scale = 1, pid = 0;
       open = tag_size - 1;
       while (open > 0 && is_digit(tag[open - 1]) && scale <= 1'000'000'000) {
         pid += static_cast<std::uint64_t>(tag[open - 1] - '0') * scale;
         scale *= 10;
         --open;
       }
+      if (pid > 0xffffffffu) return malformed("bad pid in program tag");
     }
     // Stopped short of a '[': not a digit, an eleventh digit, or the tag's start.
     if (open <= 1 || tag[open - 1] != '[' || open == tag_size - 1)
       return malformed("bad pid in program tag");
-    --open;
-    if (pid > 0xffffffffu) return malformed("bad pid in program tag");
-    h.pid = static_cast<std::uint32_t>(pid);
-    program_size = open;
+    h.pid_text = std::string_view(tag + open, tag_size - 1 - open);
+    program_size = open - 1;
   }
   h.program = std::string_view(tag, program_size);
   if (tag_end == std::string_view::npos) return malformed("no message after program tag");

@@ -47,9 +47,10 @@ struct Header {
   std::string_view program;      // the whole tag: "postfix/out05/smtp", "opendkim"
   std::string_view syslog_name;  // Postfix only: all but the last component ("postfix/out05")
   std::string_view service;      // Postfix only: the last component ("smtp", "qmgr")
-  std::optional<std::uint32_t> pid;
-  std::string_view message;  // after "]: " (or ": " when there is no pid)
-  bool postfix = false;      // tag is syslog_name/service with a Postfix daemon or name
+  std::string_view pid_text;     // the digits inside [..] (at most 2^32 - 1); empty when none
+  std::optional<std::uint32_t> pid() const;  // pid_text read, nullopt without one
+  std::string_view message;                  // after "]: " (or ": " when there is no pid)
+  bool postfix = false;  // tag is syslog_name/service with a Postfix daemon or name
 };
 
 enum class Status : std::uint8_t {

@@ -365,7 +365,7 @@ struct Tally::Impl {
   Msg* find_msg(std::string_view qid) { return msgs.find(qid); }
 
   static std::uint64_t proc_key(const Header& h) {
-    return fast_hash(h.host) * 1000003u ^ h.pid.value_or(0) ^ (fast_hash(h.program) << 1);
+    return fast_hash(h.host) * 1000003u ^ h.pid().value_or(0) ^ (fast_hash(h.program) << 1);
   }
 
   void anomaly(core::AnomalyKind kind, core::UnixTime t, std::string_view stream,
@@ -497,7 +497,7 @@ struct Tally::Impl {
         anomaly(core::AnomalyKind::UnexpectedEgress, h.time, sname, pending->second,
                 fmt::format("{}[{}] could not bind {} and delivered queue id {} from another "
                             "address (set smtp_bind_address_enforce = yes)",
-                            h.program, h.pid.value_or(0), pending->second, d.queue_id));
+                            h.program, h.pid().value_or(0), pending->second, d.queue_id));
         egress = &kEmpty;
       }
       bind_pending.erase(pending);
@@ -600,8 +600,8 @@ struct Tally::Impl {
     const auto* s = stream_with_ip(f.address);
     anomaly(core::AnomalyKind::BindFailure, h.time, s != nullptr ? std::string_view(s->name) : "",
             f.address,
-            fmt::format("{}[{}]: bind {}: {}{}", h.program, h.pid.value_or(0), f.address, f.reason,
-                        s == nullptr ? " (no stream's egress_ip)" : ""));
+            fmt::format("{}[{}]: bind {}: {}{}", h.program, h.pid().value_or(0), f.address,
+                        f.reason, s == nullptr ? " (no stream's egress_ip)" : ""));
     // One entry per smtp process that failed to bind, until its next delivery; processes that
     // exit without one would leave theirs behind, so the map is bounded.
     if (bind_pending.size() > 10000) bind_pending.clear();

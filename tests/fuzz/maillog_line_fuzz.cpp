@@ -59,7 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const Clock clock{ref, 3600};
   const auto p = parse_line(g_line, clock);
   const auto& h = p.header;
-  for (auto v : {h.host, h.program, h.syslog_name, h.service, h.message, p.queue_id}) inside(v);
+  for (auto v : {h.host, h.program, h.syslog_name, h.service, h.pid_text, h.message, p.queue_id})
+    inside(v);
   if (p.kind == Kind::Delivery) {
     if (!p.delivery) std::abort();
     check_delivery(*p.delivery);

@@ -185,7 +185,7 @@ TEST_CASE("parse_line: program tags split into syslog_name, service and pid") {
     CHECK(got.header.program == c.want_program);
     CHECK(got.header.syslog_name == c.want_syslog_name);
     CHECK(got.header.service == c.want_service);
-    CHECK(got.header.pid.has_value() == c.want_pid);
+    CHECK(got.header.pid().has_value() == c.want_pid);
     CHECK(got.header.message == "hello: world");
   }
   const auto dkim = parse_line(
@@ -193,7 +193,7 @@ TEST_CASE("parse_line: program tags split into syslog_name, service and pid") {
       "d=send.example.com)",
       kUtc);
   CHECK(dkim.kind == Kind::NotPostfix);
-  CHECK(dkim.header.pid == 77U);
+  CHECK(dkim.header.pid() == 77U);
   CHECK(dkim.header.message == "4F1A2B3C5D: DKIM-Signature field added (s=s1, d=send.example.com)");
 }
 
@@ -407,7 +407,7 @@ TEST_CASE("parse_line: delays and the remote host of the reply") {
   CHECK(got.delivery->delays()[3] == doctest::Approx(0.05));
   CHECK(got.delivery->remote_host == "mx.example.com");
   CHECK(got.delivery->text_truncated == false);
-  CHECK(got.header.pid == 9U);
+  CHECK(got.header.pid() == 9U);
 }
 
 TEST_CASE("remote_reply: the server's words, without Postfix's note of the command") {
@@ -605,8 +605,8 @@ TEST_CASE("parse_line: pids of every length, and what stands before them") {
           continue;
         }
         CHECK(got.kind != Kind::Malformed);
-        REQUIRE(got.header.pid.has_value());
-        CHECK(*got.header.pid == want);
+        REQUIRE(got.header.pid().has_value());
+        CHECK(*got.header.pid() == want);
         CHECK(got.header.program == program);
       }
     }
@@ -616,15 +616,15 @@ TEST_CASE("parse_line: pids of every length, and what stands before them") {
       "Jun  9 08:50:20 mx1 a9\xff"
       "7[123]: hi",
       kUtc);
-  CHECK(odd.header.pid == 123U);
+  CHECK(odd.header.pid() == 123U);
   CHECK(odd.header.program ==
         "a9\xff"
         "7");
   const auto digit_program = parse_line("Jun  9 08:50:20 mx1 12345678[9]: hi", kUtc);
-  CHECK(digit_program.header.pid == 9U);
+  CHECK(digit_program.header.pid() == 9U);
   CHECK(digit_program.header.program == "12345678");
   const auto short_line = parse_line("Jun  9 08:50:20 h 7[1]: m", kUtc);
-  CHECK(short_line.header.pid == 1U);
+  CHECK(short_line.header.pid() == 1U);
   CHECK(short_line.header.program == "7");
 }
 
