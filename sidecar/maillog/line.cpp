@@ -842,6 +842,45 @@ std::optional<Delivery> parse_delivery(std::string_view message, std::string_vie
   return d;
 }
 
+namespace {
+// How many of s's first bytes are ASCII letters and digits.
+std::size_t leading_alnum(std::string_view s) {
+  std::size_t n = alnum_run(s);
+  while (n < s.size() && (kQidClass[static_cast<unsigned char>(s[n])] & 4) != 0) ++n;
+  return n;
+}
+
+// `program` is `name`, or ends in "/name" (a syslog tag with a prefix).
+bool program_is(std::string_view program, std::string_view name) {
+  if (program == name) return true;
+  return program.size() > name.size() && program.ends_with(name) &&
+         program[program.size() - name.size() - 1] == '/';
+}
+
+// The events of rampart-milter's and OpenDKIM's lines (a NotPostfix `out`): the queue id that
+// leads the message (1-32 letters and digits, then ": ") and what it says of that message.
+void note_tracked_program(ParsedLine& out) {
+  const auto& h = out.header;
+  const bool milter = program_is(h.program, "rampart-milter");
+  if (!milter && !program_is(h.program, "opendkim")) return;
+  const auto msg = h.message;
+  const std::size_t colon = leading_alnum(msg);
+  const bool qid = colon >= 1 && colon <= 32 && colon + 1 < msg.size() && msg[colon] == ':' &&
+                   msg[colon + 1] == ' ';
+  const auto rest = qid ? msg.substr(colon + 2) : std::string_view{};
+  if (milter) {
+    if (!qid || !has_prefix(rest, "pin ")) return;
+    out.event = Event::Pinned;
+  } else if (qid && has_prefix(rest, "DKIM-Signature field added")) {
+    out.event = Event::Signed;
+  } else {
+    out.event = Event::OpenDkim;
+    return;
+  }
+  out.queue_id = msg.substr(0, colon);
+}
+}  // namespace
+
 void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   // Reset field by field: a whole `out = {}` costs more than the parse of most lines.
   out.kind = Kind::Malformed;
@@ -945,6 +984,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   }
   if (!h.postfix) {
     out.kind = Kind::NotPostfix;
+    note_tracked_program(out);
     return;
   }
 
@@ -952,9 +992,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   // The first ": ". When the message starts with a queue id it ends that id, so the leading
   // letters and digits are tried first; otherwise only a delivery record's (before column 64)
   // still matters.
-  std::size_t colon = alnum_run(msg);
-  while (colon < msg.size() && (kQidClass[static_cast<unsigned char>(msg[colon])] & 4) != 0)
-    ++colon;
+  std::size_t colon = leading_alnum(msg);
   if (colon + 1 >= msg.size() || msg[colon] != ':' || msg[colon + 1] != ' ') {
     // A delivery record's "to=" ends by column 67: without an '=' before it, none can follow
     // the first ": ", and most of these messages ("connect from ...") have none.

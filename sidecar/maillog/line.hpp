@@ -116,20 +116,26 @@ struct Failure {
   bool cannot_assign = false;  // reason is EADDRNOTAVAIL: the egress address is not on the host
 };
 
-// What an OtherPostfix line says of its message's life in the queue.
+// What an OtherPostfix line says of its message's life in the queue, and what a NotPostfix line
+// of rampart-milter or OpenDKIM says of a message (their leading queue id in `queue_id`: any
+// 1-32 letters and digits).
 enum class Event : std::uint8_t {
   None,
   Received,  // smtpd `QID: client=...`, pickup `QID: uid=...` / `QID: sender=...`
   Removed,   // qmgr `QID: removed`
+  Pinned,    // rampart-milter `QID: pin ...`: the stream is in the message
+  Signed,    // OpenDKIM `QID: DKIM-Signature field added ...`
+  OpenDkim,  // any other OpenDKIM line: no queue id needed, OpenDKIM logs where this log is
 };
 
 struct ParsedLine {
   Kind kind = Kind::Malformed;
-  Event event = Event::None;  // OtherPostfix only
+  Event event = Event::None;  // OtherPostfix and NotPostfix only
   std::string_view why;       // Malformed only: a constant lower-case reason ("no timestamp")
   bool dated = false;  // header.time holds the line's stamp (every kind but a line without one)
   Header header;
-  std::string_view queue_id;  // Delivery, MessageExpired and Postfix lines that carry one
+  // Delivery, MessageExpired and Postfix lines that carry one; Pinned and Signed lines.
+  std::string_view queue_id;
   std::optional<Delivery> delivery;
   std::optional<Failure> failure;
 };

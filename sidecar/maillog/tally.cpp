@@ -181,18 +181,6 @@ std::string sample_of(std::string_view reply) {
   return out;
 }
 
-// "QID: rest" -> (QID, rest) when the message starts with a queue id.
-std::pair<std::string_view, std::string_view> split_qid(std::string_view msg) {
-  const auto colon = msg.find(": ");
-  if (colon == std::string_view::npos || colon == 0 || colon > 32) return {};
-  const auto qid = msg.substr(0, colon);
-  for (char c : qid) {
-    const bool ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-    if (!ok) return {};
-  }
-  return {qid, msg.substr(colon + 2)};
-}
-
 // The value of `key=` in space-separated key=value fields, "" when absent.
 std::string_view field(std::string_view fields, std::string_view key) {
   std::size_t pos = 0;
@@ -207,17 +195,7 @@ std::string_view field(std::string_view fields, std::string_view key) {
   return {};
 }
 
-bool program_is(std::string_view program, std::string_view name) {
-  if (program == name) return true;
-  return program.size() > name.size() && program.ends_with(name) &&
-         program[program.size() - name.size() - 1] == '/';
-}
-
 }  // namespace
-
-bool Tally::tracked_program(std::string_view program) {
-  return program_is(program, "rampart-milter") || program_is(program, "opendkim");
-}
 
 std::string_view domain_of(std::string_view address) {
   // memrchr: string_view::rfind goes back one byte at a time.
@@ -565,22 +543,26 @@ struct Tally::Impl {
   }
 
   void other_program(const ParsedLine& line) {
-    const auto& h = line.header;
-    if (program_is(h.program, "rampart-milter")) {
-      auto [qid, rest] = split_qid(h.message);
-      if (qid.empty() || !rest.starts_with("pin ")) return;
-      const auto name = field(rest, "stream");
-      const core::StreamSpec* s = name.empty() || name == "-" ? nullptr : rules.stream(name);
-      if (s == nullptr) return;
-      if (Msg* m = msg(qid)) m->milter_stream = s;
-    } else if (program_is(h.program, "opendkim")) {
-      saw_opendkim = true;
-      auto [qid, rest] = split_qid(h.message);
-      if (qid.empty() || !rest.starts_with("DKIM-Signature field added")) return;
-      if (Msg* m = msg(qid)) {
-        m->signed_ = true;
-        m->began = true;
+    switch (line.event) {
+      case Event::Pinned: {
+        const auto rest = line.header.message.substr(line.queue_id.size() + 2);
+        const auto name = field(rest, "stream");
+        const core::StreamSpec* s = name.empty() || name == "-" ? nullptr : rules.stream(name);
+        if (s == nullptr) return;
+        if (Msg* m = msg(line.queue_id)) m->milter_stream = s;
+        break;
       }
+      case Event::Signed:
+        saw_opendkim = true;
+        if (Msg* m = msg(line.queue_id)) {
+          m->signed_ = true;
+          m->began = true;
+        }
+        break;
+      case Event::OpenDkim: saw_opendkim = true; break;
+      case Event::None:
+      case Event::Received:
+      case Event::Removed: break;
     }
   }
 
@@ -590,7 +572,10 @@ struct Tally::Impl {
         if (Msg* m = msg(line.queue_id)) m->began = true;
         break;
       case Event::Removed: msgs.erase(line.queue_id); break;
-      case Event::None: break;
+      case Event::None:
+      case Event::Pinned:
+      case Event::Signed:
+      case Event::OpenDkim: break;
     }
   }
 

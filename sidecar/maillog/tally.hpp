@@ -142,15 +142,13 @@ class Tally {
       case Kind::Delivery:
       case Kind::BindFailure: return true;
       case Kind::ConnectFailure: return line.failure->cannot_assign;
-      case Kind::OtherPostfix: return line.event != Event::None;
-      case Kind::NotPostfix: return tracked_program(line.header.program);
+      case Kind::OtherPostfix:
+      case Kind::NotPostfix: return line.event != Event::None;
       case Kind::MessageExpired:
       case Kind::Malformed: return false;
     }
     return false;
   }
-  // rampart-milter and OpenDKIM, whose lines attribute and judge messages.
-  static bool tracked_program(std::string_view program);
   // A line the reader cut at its maximum length: counted as unparsed ("overlong").
   void overlong();
 

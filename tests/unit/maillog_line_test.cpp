@@ -556,7 +556,7 @@ TEST_CASE("parse_line: lines it does not understand say why") {
   }
 }
 
-TEST_CASE("parse_line: a message's reception and removal") {
+TEST_CASE("parse_line: what a line says of its message: reception, removal, pin, signature") {
   const struct {
     const char* line;
     Event want;
@@ -575,11 +575,37 @@ TEST_CASE("parse_line: a message's reception and removal") {
       {"Jun  9 08:50:20 mx1 postfix/cleanup[9]: 4F1A2B3C5D: client=x", Event::None},
       {"Jun  9 08:50:20 mx1 postfix/smtpd[9]: connect from a.example.com[192.0.2.1]", Event::None},
       {"Jun  9 08:50:20 mx1 postfix/smtpd[9]: NOQUEUE: client=x", Event::None},
-      {"Jun  9 08:50:20 mx1 opendkim[9]: 4F1A2B3C5D: removed", Event::None},
+      {"Jun  9 08:50:20 mx1 opendkim[9]: 4F1A2B3C5D: removed", Event::OpenDkim},
+      // rampart-milter's and OpenDKIM's lines name a message by its leading id (1-32 letters
+      // and digits, not only what Postfix writes).
+      {"Jun  9 08:50:20 mx1 opendkim[9]: 4F1A2B3C5D: DKIM-Signature field added (s=s1, "
+       "d=send.example.com)",
+       Event::Signed},
+      {"Jun  9 08:50:20 mx1 mail/opendkim[9]: FGHIJ67890: DKIM-Signature field added",
+       Event::Signed},
+      {"Jun  9 08:50:20 mx1 opendkim[9]: 4F1A-2B3C5D: DKIM-Signature field added", Event::OpenDkim},
+      {"Jun  9 08:50:20 mx1 opendkim[9]: DKIM-Signature field added", Event::OpenDkim},
+      {"Jun  9 08:50:20 mx1 opendkim[9]: 0123456789012345678901234567890123: DKIM-Signature "
+       "field added",
+       Event::OpenDkim},
+      {"Jun  9 08:50:20 mx1 opendkim2[9]: 4F1A2B3C5D: DKIM-Signature field added", Event::None},
+      {"Jun  9 08:50:20 mx1 xopendkim[9]: 4F1A2B3C5D: DKIM-Signature field added", Event::None},
+      {"Jun  9 08:50:20 mx1 rampart-milter[9]: 4F1A2B3C5D: pin stream=bulk transport=out05",
+       Event::Pinned},
+      {"Jun  9 08:50:20 mx1 rampart-milter[9]: 4F1A2B3C5D: hygiene ok", Event::None},
+      {"Jun  9 08:50:20 mx1 rampart-milter[9]: pin stream=bulk", Event::None},
+      {"Jun  9 08:50:20 mx1 amavis[9]: 4F1A2B3C5D: pin stream=bulk", Event::None},
   };
   for (const auto& c : cases) {
     CAPTURE(c.line);
-    CHECK(parse_line(c.line, kUtc).event == c.want);
+    const auto got = parse_line(c.line, kUtc);
+    CHECK(got.event == c.want);
+    if (c.want == Event::Pinned || c.want == Event::Signed || c.want == Event::Received ||
+        c.want == Event::Removed) {
+      const std::string_view l = c.line;
+      const auto colon = l.find(": ", l.find("]: ") + 3);
+      CHECK(got.queue_id == l.substr(l.find("]: ") + 3, colon - l.find("]: ") - 3));
+    }
   }
 }
 
