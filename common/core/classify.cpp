@@ -5,11 +5,16 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 #include <re2/re2.h>
 #include <re2/set.h>
+
+#include "core/text.hpp"
 
 namespace rampart::core {
 
@@ -177,7 +182,29 @@ struct DsnParts {
 };
 }  // namespace
 
+namespace {
+// Every compiled table's own number, so that a thread's memo never answers for another table.
+std::atomic<std::uint64_t> g_tables{0};
+
+// The set's answers for recent replies, per thread (classify() is const and thread-safe).
+// Bulk mail meets the same reply many times over, word for word (one operator's deferral for
+// one IP), and one DFA pass over it costs some 4,000 instructions; the memo costs a hash and a
+// compare. Direct-mapped; replies over 512 bytes are not kept.
+struct SetMemo {
+  static constexpr std::size_t kMaxReply = 512;
+  struct Entry {
+    std::size_t hash = 0;
+    bool used = false;
+    std::string reply;
+    std::vector<int> hits;  // sorted
+  };
+  std::uint64_t table = 0;
+  std::array<Entry, 64> entries;
+};
+}  // namespace
+
 struct Classifier::Impl {
+  std::uint64_t id = ++g_tables;
   std::vector<ClassifySpec> rules;
   std::vector<std::unique_ptr<re2::RE2>> res;
   re2::RE2::Set set{re2_options(), re2::RE2::UNANCHORED};
@@ -268,8 +295,8 @@ Classification Classifier::classify(std::string_view reply, std::string_view dsn
   // and needs a regex: one DFA pass over the reply answers every remaining pattern.
   // The set's answer, kept per thread from call to call: no allocation per reply.
   thread_local std::vector<int> hits;
-  hits.clear();
-  bool matched = false;
+  thread_local SetMemo memo;
+  const std::vector<int>* answer = nullptr;
   for (std::size_t i = 0; i < im.rules.size(); ++i) {
     if (!im.accepts(i, parts, op)) continue;
     const int idx = im.set_index[i];
@@ -279,16 +306,34 @@ Classification Classifier::classify(std::string_view reply, std::string_view dsn
       if (reply.find_first_not_of('\n') != std::string_view::npos) return im.hit(i);
       continue;
     }
-    if (!matched) {
-      re2::RE2::Set::ErrorInfo info{};
-      if (!im.set.Match(reply, &hits, &info) && info.kind != re2::RE2::Set::kNoError) {
-        // DFA out of memory (pathological input): the per-rule path gives the same answer.
-        return linear(reply, dsn, op);
+    if (answer == nullptr) {
+      if (memo.table != im.id) {
+        memo = SetMemo{};
+        memo.table = im.id;
       }
-      std::sort(hits.begin(), hits.end());
-      matched = true;
+      const bool keep = reply.size() <= SetMemo::kMaxReply;
+      const std::size_t h = keep ? fast_hash(reply) : 0;
+      SetMemo::Entry* e = keep ? &memo.entries[h % memo.entries.size()] : nullptr;
+      if (e != nullptr && e->used && e->hash == h && e->reply == reply) {
+        answer = &e->hits;
+      } else {
+        hits.clear();
+        re2::RE2::Set::ErrorInfo info{};
+        if (!im.set.Match(reply, &hits, &info) && info.kind != re2::RE2::Set::kNoError) {
+          // DFA out of memory (pathological input): the per-rule path gives the same answer.
+          return linear(reply, dsn, op);
+        }
+        std::sort(hits.begin(), hits.end());
+        answer = &hits;
+        if (e != nullptr) {
+          e->used = true;
+          e->hash = h;
+          e->reply.assign(reply);
+          e->hits = hits;
+        }
+      }
     }
-    if (std::binary_search(hits.begin(), hits.end(), idx)) return im.hit(i);
+    if (std::binary_search(answer->begin(), answer->end(), idx)) return im.hit(i);
   }
   return im.fallback(reply, dsn);
 }

@@ -19,36 +19,7 @@ namespace rampart::maillog {
 
 namespace {
 
-// The keys are short (queue ids, host names, domains) and come from logs, not from an attacker
-// who could aim at a bucket's worth of collisions more cheaply than by writing more lines:
-// 8 bytes at a time with a multiply, instead of std::hash's byte-oriented Murmur.
-template <class T>
-T load(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-std::size_t fast_hash(std::string_view s) noexcept {
-  constexpr std::uint64_t kMul = 0x9e3779b97f4a7c15ULL;
-  const char* p = s.data();
-  const std::size_t n = s.size();
-  const auto mix = [](std::uint64_t h, std::uint64_t v) {
-    h = (h ^ v) * kMul;
-    return h ^ (h >> 29);
-  };
-  std::uint64_t h = n * kMul;
-  if (n >= 8) {
-    // Whole 8-byte words, then the last 8 bytes (overlapping the word before).
-    for (std::size_t i = 0; i + 8 < n; i += 8) h = mix(h, load<std::uint64_t>(p + i));
-    h = mix(h, load<std::uint64_t>(p + n - 8));
-  } else if (n >= 4) {
-    h = mix(h, (std::uint64_t{load<std::uint32_t>(p)} << 32) | load<std::uint32_t>(p + n - 4));
-  } else if (n > 0) {
-    const auto b = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
-    h = mix(h, b(0) | (b(n / 2) << 8) | (b(n - 1) << 16));
-  }
-  return static_cast<std::size_t>(h ^ (h >> 32));
-}
+using core::fast_hash;
 
 struct StringHash {
   using is_transparent = void;

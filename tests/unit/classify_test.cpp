@@ -193,6 +193,46 @@ tests = ["550 x"]
         std::string::npos);
 }
 
+TEST_CASE("Classifier: replies seen before are answered as the first time") {
+  // The set's answers are remembered per reply (per thread, per table): repeats in any order,
+  // under other dsns and operators, past the memo's 64 places, and from two tables on one thread
+  // must all classify as the linear path does.
+  const auto table = [](const std::string& second_pattern) {
+    auto p = rules::parse(
+        kGoogle + rule("mailbox", "no such user|user unknown", "", "\"550 user unknown\"") +
+            rule("busy", second_pattern, "dsn = \"4.*\"\n", "\"421 try again later\"") +
+            rule("google-only", "rate", "operator = \"google\"\n", "\"421 4.7.28 unusual rate\""),
+        "rules.toml");
+    REQUIRE_MESSAGE(p, p.error().what);
+    auto c = core::Classifier::compile(p->spec.classify);
+    REQUIRE_MESSAGE(c, c.error().what);
+    return std::move(*c);
+  };
+  const auto a = table("try again|busy");
+  const auto b = table("never matches this");
+  std::vector<std::string> replies = {"550 5.1.1 no such user", "421 4.7.28 unusual rate",
+                                      "421 try again later", "451 busy, user unknown", "250 ok"};
+  for (int i = 0; i < 150; ++i) replies.push_back("450 4.2.1 mailbox busy #" + std::to_string(i));
+  const char* dsns[] = {"", "5.1.1", "4.7.28", "2.0.0"};
+  const char* ops[] = {"", "google"};
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t k = 0; k < replies.size(); ++k) {
+      const auto& r = replies[(k * 7 + static_cast<std::size_t>(round)) % replies.size()];
+      for (const char* dsn : dsns) {
+        for (const char* op : ops) {
+          CAPTURE(r);
+          CAPTURE(dsn);
+          CAPTURE(op);
+          CHECK(a.classify(r, dsn, op).rule == a.classify_linear(r, dsn, op).rule);
+          CHECK(b.classify(r, dsn, op).rule == b.classify_linear(r, dsn, op).rule);
+        }
+      }
+    }
+  }
+  CHECK(a.classify("421 try again later", "4.0.0").rule->id == "busy");
+  CHECK(b.classify("421 try again later", "4.0.0").rule->id == "default");
+}
+
 TEST_CASE("Classifier: a rule's dsn pattern selects as dsn_matches says") {
   // classify() compares the dsn with patterns cut once at compile time; dsn_matches() (and
   // classify_linear()) read the strings: both must agree on every pattern and dsn here.
