@@ -151,7 +151,7 @@ class TwoThreadRead {
 
  private:
   struct Work {
-    std::vector<core::UnixTime> stamps;  // each line's, maillog::kNoStamp for one without
+    maillog::StampRun stamps;  // the chunk's lines' stamps
     // The lines for feed_state, parsed (views into the chunk): the first `stateful` of `parsed`,
     // whose further elements are room reused from chunk to chunk.
     std::vector<maillog::ParsedLine> parsed;
@@ -199,7 +199,11 @@ class TwoThreadRead {
           if (w.stateful == w.parsed.size()) w.parsed.emplace_back();
           auto& pl = w.parsed[w.stateful];
           maillog::parse_line(line, clock_, pl);
-          w.stamps.push_back(pl.dated ? pl.header.time : maillog::kNoStamp);
+          if (pl.dated) {
+            w.stamps.add(pl.header.time);
+          } else {
+            w.stamps.add_undated();
+          }
           census.count(pl);
           if (maillog::Tally::stateful(pl)) ++w.stateful;
         }

@@ -643,8 +643,25 @@ void Tally::feed(const ParsedLine& line) {
   count_kind_into(impl_->sum, line);
   if (stateful(line)) impl_->feed_state(line);
 }
-void Tally::count_lines(std::span<const core::UnixTime> stamps) {
-  for (const auto t : stamps) impl_->count_line(t != kNoStamp, t);
+void Tally::count_lines(const StampRun& run) {
+  Summary& s = impl_->sum;
+  s.lines += run.lines_;
+  const auto& dated = run.dated_;
+  // As count_line(): the first stamp is kept while the one kept is 0.
+  for (std::size_t i = 0; i < dated.size() && s.first_time == 0; ++i) s.first_time = dated[i];
+  // A line is backwards against the latest stamp before it: the run counted against its own
+  // lines before it, which is right once their latest reaches the Tally's (`before`); the
+  // lines until then are counted again against that.
+  std::int64_t backwards = run.backwards_;
+  const core::UnixTime before = s.last_time;
+  core::UnixTime run_max = StampRun::kNone;
+  for (std::size_t i = 0; i < dated.size() && run_max < before; ++i) {
+    const auto t = dated[i];
+    backwards += static_cast<int>(t + 60 < before) - static_cast<int>(t + 60 < run_max);
+    run_max = std::max(run_max, t);
+  }
+  s.backwards += backwards;
+  if (!dated.empty()) s.last_time = std::max(before, run.max_);
 }
 void Tally::add_census(const Census& c) {
   Summary& s = impl_->sum;

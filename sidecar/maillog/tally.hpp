@@ -13,7 +13,6 @@
 #include <limits>
 #include <map>
 #include <memory>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -83,8 +82,33 @@ struct Summary {
   core::UnixTime first_time = 0, last_time = 0;  // the first stamp, the latest stamp
 };
 
-// A line without a stamp, in the stamps given to Tally::count_lines().
-inline constexpr core::UnixTime kNoStamp = std::numeric_limits<core::UnixTime>::min();
+// The stamps of a run of lines in log order (a reader's chunk), summed up where the lines are
+// parsed: the lines, the first and latest stamps, and the lines stamped more than a minute
+// before the latest stamp before them in the run. Tally::count_lines() then looks again only at
+// the run's first lines, while the run's own latest stamp is still below the Tally's.
+class StampRun {
+ public:
+  void add(core::UnixTime t) {
+    ++lines_;
+    if (t + 60 < max_) ++backwards_;
+    if (t > max_) max_ = t;
+    dated_.push_back(t);
+  }
+  void add_undated() { ++lines_; }
+  void clear() {
+    lines_ = backwards_ = 0;
+    max_ = kNone;
+    dated_.clear();
+  }
+
+ private:
+  friend class Tally;
+  static constexpr core::UnixTime kNone = std::numeric_limits<core::UnixTime>::min();
+  std::int64_t lines_ = 0;
+  std::int64_t backwards_ = 0;
+  core::UnixTime max_ = kNone;
+  std::vector<core::UnixTime> dated_;
+};
 
 // Counts a line by its kind into `c`: Summary or Census, which share these fields.
 template <class Counts>
@@ -128,11 +152,11 @@ class Tally {
   void feed(const ParsedLine& line);
 
   // feed() in parts, for a reader that parses on several threads: feed(l) is the line's stamp
-  // to count_lines(), the line to a Census, then feed_state(l) when stateful(l). count_lines()
-  // must see every line's stamp (kNoStamp for a line without) in log order: it keeps the first,
-  // last and backwards counts. feed_state() takes the stateful lines in log order. A Census
-  // counts the lines in any order, on any thread; add_census() adds it in.
-  void count_lines(std::span<const core::UnixTime> stamps);
+  // to a StampRun (or add_undated()) given to count_lines(), the line to a Census, then
+  // feed_state(l) when stateful(l). count_lines() must see every line, in runs in log order: it
+  // keeps the first, last and backwards counts. feed_state() takes the stateful lines in log
+  // order. A Census counts the lines in any order, on any thread; add_census() adds it in.
+  void count_lines(const StampRun& run);
   void add_census(const Census& census);
   void feed_state(const ParsedLine& line);
   // Whether feed() does more with a line than count it: deliveries, bind failures, the

@@ -64,7 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // shared Tally.
   maillog::Tally shared(*r.set, *r.classifier, 64);
   maillog::Census census[2];
-  std::vector<core::UnixTime> stamps;
+  maillog::StampRun stamps;
+  std::size_t in_run = 0;
   maillog::ParsedLine reused;
   std::size_t pos = 0, lines = 0;
   while (pos < in.size()) {
@@ -79,10 +80,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         reused.queue_id != parsed.queue_id ||
         reused.delivery.has_value() != parsed.delivery.has_value())
       std::abort();
-    stamps.push_back(reused.dated ? reused.header.time : maillog::kNoStamp);
-    if (stamps.size() == 7) {
+    if (reused.dated) {
+      stamps.add(reused.header.time);
+    } else {
+      stamps.add_undated();
+    }
+    if (++in_run == 7) {
       shared.count_lines(stamps);
       stamps.clear();
+      in_run = 0;
     }
     census[lines % 2].count(reused);
     if (maillog::Tally::stateful(reused)) shared.feed_state(reused);

@@ -6,7 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <span>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -506,6 +506,67 @@ TEST_CASE("feedback: back-offs from pauses and from the throttled share") {
   CHECK(share_backoffs(rows, fb, {pause}, kNoon, kNoon).empty());
 }
 
+TEST_CASE("tally: stamps counted in runs as one by one, whatever the runs and the jumps back") {
+  // A run counts its lines against each other; count_lines() recounts only the lines before
+  // the run's own stamps pass the latest stamp before it. Runs of every length over stamps
+  // that jump back and forth, with lines without a stamp, against a line-by-line reading.
+  auto& f = fixture();
+  std::uint64_t seed = 0x853c49e6748fea9bULL;
+  const auto next = [&seed] {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  for (int trial = 0; trial < 60; ++trial) {
+    std::vector<std::optional<core::UnixTime>> stamps;
+    core::UnixTime t = kNoon + static_cast<core::UnixTime>(next() % 100);
+    for (int i = 0; i < 400; ++i) {
+      const auto r = next() % 100;
+      if (r < 5) {
+        stamps.push_back(std::nullopt);
+        continue;
+      }
+      if (r < 12)
+        t -= static_cast<core::UnixTime>(next() % 600);  // back, often past a minute
+      else if (r < 15)
+        t += static_cast<core::UnixTime>(next() % 600);
+      else
+        t += static_cast<core::UnixTime>(next() % 3);
+      stamps.push_back(t);
+    }
+    std::int64_t lines = 0, backwards = 0;
+    core::UnixTime first = 0, last = 0;
+    for (const auto& st : stamps) {
+      ++lines;
+      if (!st) continue;
+      if (first == 0) first = *st;
+      if (*st + 60 < last) ++backwards;
+      last = std::max(last, *st);
+    }
+    Tally tally(*f.rules, f.classifier);
+    const std::size_t max_run = 1 + static_cast<std::size_t>(trial % 50);
+    for (std::size_t at = 0; at < stamps.size();) {
+      StampRun run;
+      const auto n = std::min(stamps.size() - at, 1 + next() % max_run);
+      for (std::size_t k = 0; k < n; ++k, ++at) {
+        if (stamps[at]) {
+          run.add(*stamps[at]);
+        } else {
+          run.add_undated();
+        }
+      }
+      tally.count_lines(run);
+    }
+    CAPTURE(trial);
+    const auto& s = tally.summary();
+    CHECK(s.lines == lines);
+    CHECK(s.first_time == first);
+    CHECK(s.last_time == last);
+    CHECK(s.backwards == backwards);
+  }
+}
+
 TEST_CASE(
     "tally: fed in parts over three Tallies, as classify's two threads do, counts as feed()") {
   auto& f = fixture();
@@ -532,12 +593,17 @@ TEST_CASE(
   // runs, the stateful lines fed in order.
   Tally shared(*f.rules, f.classifier);
   Census census[2];
-  std::vector<core::UnixTime> stamps;
+  StampRun runs[2];
   ParsedLine pl;
   std::size_t stateful = 0;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     parse_line(lines[i], Clock{kNoon, 0}, pl);
-    stamps.push_back(pl.dated ? pl.header.time : kNoStamp);
+    auto& run = runs[i < 5 ? 0 : 1];
+    if (pl.dated) {
+      run.add(pl.header.time);
+    } else {
+      run.add_undated();
+    }
     census[i % 2].count(pl);
     if (Tally::stateful(pl)) {
       ++stateful;
@@ -545,9 +611,8 @@ TEST_CASE(
     }
   }
   census[1].count_overlong();
-  const std::span<const core::UnixTime> all(stamps);
-  shared.count_lines(all.first(5));
-  shared.count_lines(all.subspan(5));
+  shared.count_lines(runs[0]);
+  shared.count_lines(runs[1]);
   // client=, the OpenDKIM and milter lines, two deliveries, removed, the bind warning.
   CHECK(stateful == 7);
   shared.add_census(census[0]);
