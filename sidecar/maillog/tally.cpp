@@ -280,7 +280,8 @@ struct Tally::Impl {
   bool saw_opendkim = false;
   std::map<std::pair<std::string, std::int64_t>, std::int64_t> domain_hits;
   StringMap<AddressHit> addresses;
-  std::map<std::pair<std::string, std::string>, PauseHit> pauses;
+  // Per (stream, operator); the sample is kept raw (cut at kSampleMax) and cleaned by take().
+  std::map<std::pair<const core::StreamSpec*, const core::OperatorSpec*>, PauseHit> pauses;
   Summary sum;
 
   Impl(const core::RuleSet& r, const core::Classifier& c, std::size_t max)
@@ -506,9 +507,14 @@ struct Tally::Impl {
         ++domain_hits[{*dom, core::day_of(h.time)}];
     }
     if (cls.rule->backoff == core::BackoffHint::Pause && stream != nullptr && op != nullptr) {
-      auto& p = pauses[{stream->name, op->name}];
+      auto& p = pauses[{stream, op}];
       if (p.stream.empty() || p.time <= h.time) {
-        p = PauseHit{stream->name, op->name, h.time, cls.rule->id, sample_of(reply)};
+        // In place: a burst of such replies costs no allocation per reply.
+        p.stream = stream->name;
+        p.op = op->name;
+        p.time = h.time;
+        p.rule = cls.rule->id;
+        p.sample.assign(reply.substr(0, core::kSampleMax));
       }
     }
   }
@@ -625,8 +631,14 @@ struct Tally::Impl {
     addresses.clear();
     std::sort(b.addresses.begin(), b.addresses.end(),
               [](const AddressHit& x, const AddressHit& y) { return x.address < y.address; });
-    for (auto& [k, p] : pauses) b.pauses.push_back(std::move(p));
+    for (auto& [k, p] : pauses) {
+      p.sample = sample_of(p.sample);
+      b.pauses.push_back(std::move(p));
+    }
     pauses.clear();
+    std::sort(b.pauses.begin(), b.pauses.end(), [](const PauseHit& x, const PauseHit& y) {
+      return std::tie(x.stream, x.op) < std::tie(y.stream, y.op);
+    });
     return b;
   }
 };

@@ -12,6 +12,7 @@
 
 #include "core/classify.hpp"
 #include "core/ruleset.hpp"
+#include "core/text.hpp"
 #include "maillog/feedback.hpp"
 #include "maillog/line.hpp"
 #include "maillog/tally.hpp"
@@ -415,18 +416,30 @@ TEST_CASE("tally: dead-domain replies and [TSS04] pauses are collected for loop 
                 delivery("9E1F2A3B41", "b@dead-tenant.example", kMs, "4.4.4", "deferred", tenant)),
            line(2, "postfix/out05/smtp[101]",
                 delivery("9E1F2A3B42", "c@yahoo.example", kYahoo, "4.7.0", "deferred", tss04)),
+           line(7, "postfix/out07/smtp[102]",
+                delivery("9E1F2A3B44", "e@yahoo.example", kYahoo, "4.7.0", "deferred", tss04)),
+           // The latest reply is the sample, made valid UTF-8 when taken.
            line(9, "postfix/out05/smtp[101]",
-                delivery("9E1F2A3B43", "d@yahoo.example", kYahoo, "4.7.0", "deferred", tss04)),
+                delivery("9E1F2A3B43", "d@yahoo.example", kYahoo, "4.7.0", "deferred",
+                         "host mta5.am0.yahoodns.net[198.51.100.30] said: 421 4.7.0 [TSS04] "
+                         "Messages from 203.0.113.94 deferred \xff (in reply to MAIL FROM "
+                         "command)")),
        });
   const auto b = t.take();
   REQUIRE(b.domain_hits.size() == 1);
   CHECK(b.domain_hits[0].domain == "dead-tenant.example");
   CHECK(b.domain_hits[0].count == 2);
-  REQUIRE(b.pauses.size() == 1);
+  REQUIRE(b.pauses.size() == 2);
   CHECK(b.pauses[0].stream == "bulk");
   CHECK(b.pauses[0].op == "yahoo");
   CHECK(b.pauses[0].rule == "yahoo-tss04");
   CHECK(b.pauses[0].time == kNoon - 4 * 3600 + 9);
+  CHECK(b.pauses[0].sample == core::utf8_clean("421 4.7.0 [TSS04] Messages from 203.0.113.94 "
+                                               "deferred \xff"));
+  CHECK(b.pauses[1].stream == "notify");
+  CHECK(
+      b.pauses[1].sample.starts_with("421 4.7.0 [TSS04] Messages from 203.0.113.94 "
+                                     "temporarily deferred"));
   CHECK(b.addresses.empty());  // deferrals never suppress an address
 }
 
