@@ -113,6 +113,11 @@ struct Marker {
   bool said = false;  // " said: " (else " refused to talk to me: ")
 };
 Marker find_reply_marker(std::string_view text) {
+  // A text that starts with a reply code is the reply itself (a sent record's "250 2.0.0 Ok"):
+  // whatever follows is the server's words, not Postfix's.
+  if (text.size() >= 3 && text[0] >= '2' && text[0] <= '5' && is_digit(text[1]) &&
+      is_digit(text[2]) && (text.size() == 3 || text[3] == ' ' || text[3] == '-'))
+    return {};
   constexpr std::string_view kSaid = " said";
   constexpr std::string_view kRefused = " refused to talk to me";
   Marker refused;

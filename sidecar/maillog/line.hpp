@@ -159,8 +159,9 @@ std::optional<core::UnixTime> parse_classic_stamp(std::string_view text, const C
 std::optional<core::UnixTime> parse_rfc3339_stamp(std::string_view text, const Clock& clock,
                                                   std::size_t& consumed);
 
-// The remote reply inside a delivery's text: after "host X[ip] said: ", without the trailing
-// " (in reply to ... command)"; the whole text when it quotes no server's reply.
+// The remote reply inside a delivery's text: after the first "host X[ip] said: ", without the
+// trailing " (in reply to ... command)"; the whole text when it quotes no server's reply, and
+// when it starts with a reply code (then it is the reply: "250 2.0.0 Ok ...").
 std::string_view remote_reply(std::string_view text);
 
 // A Postfix queue id: short (hex, 6+ chars) or long (enable_long_queue_ids: base-52 time digits

@@ -19,11 +19,15 @@ void inside(std::string_view v) {
   if (v.data() < g_line.data() || v.data() + v.size() > g_line.data() + g_line.size()) std::abort();
 }
 
-// remote_reply() written plainly: the first " said: ", then the last " (in reply to " when the
-// text ends in " command)".
+// remote_reply() written plainly: unless the text starts with a reply code, the first
+// " said: ", then the last " (in reply to " when the text ends in " command)".
 std::string_view plain_remote_reply(std::string_view text) {
   std::string_view r = text;
-  for (auto c = text.find(": "); c != std::string_view::npos; c = text.find(": ", c + 1)) {
+  const auto digit = [&](std::size_t i) { return text[i] >= '0' && text[i] <= '9'; };
+  const bool coded = text.size() >= 3 && text[0] >= '2' && text[0] <= '5' && digit(1) && digit(2) &&
+                     (text.size() == 3 || text[3] == ' ' || text[3] == '-');
+  for (auto c = coded ? std::string_view::npos : text.find(": "); c != std::string_view::npos;
+       c = text.find(": ", c + 1)) {
     if (text.substr(0, c).ends_with(" said")) {
       r = text.substr(c + 2);
       break;

@@ -428,6 +428,10 @@ TEST_CASE("remote_reply: the server's words, without Postfix's note of the comma
       {"host x[192.0.2.1] said: 421 ends with command)", "421 ends with command)"},
       {"(in reply to DATA command)", "(in reply to DATA command)"},  // no space: no note
       {"250 2.0.0 Ok: queued as 4F1A2B3C5D", "250 2.0.0 Ok: queued as 4F1A2B3C5D"},
+      // A text that starts with a reply code is the reply, whatever it says.
+      {"250 ok, host relay said: fine (in reply to end of DATA command)",
+       "250 ok, host relay said: fine"},
+      {"550-5.7.1 host x said: no", "550-5.7.1 host x said: no"},
       // The first " said: " is the server's; later ones are its words.
       {"host x[192.0.2.1] said: 554 host y said: no", "554 host y said: no"},
       {"host x[192.0.2.1] refused to talk to me: 554 go away",
