@@ -110,10 +110,12 @@ Result<void> LogReader::start() {
   cap_ = std::max(kBufferSize, opts_.max_line + (std::size_t{64} << 10));
   buf_ = std::make_unique_for_overwrite<char[]>(cap_);
   // Two bytes decide gzip or plain; a pipe may deliver them one at a time. Read no more than
-  // the compressed-input buffer holds, so the bytes can move there if they are gzip.
+  // the compressed-input buffer holds, so the bytes can move there if they are gzip, and no
+  // more than the content buffer holds.
+  const std::size_t first = std::min(kInputSize, cap_);
   std::size_t got = 0;
   while (got < 2) {
-    auto n = read_raw(buf_.get() + got, kInputSize - got);
+    auto n = read_raw(buf_.get() + got, first - got);
     if (!n) return tl::unexpected(n.error());
     if (*n == 0) {
       if (!regular_) eof_ = true;
