@@ -295,14 +295,6 @@ std::optional<double> to_double(std::string_view s) {
   return v;
 }
 
-std::optional<std::uint16_t> to_port(std::string_view s) {
-  unsigned v = 0;
-  const auto* end = s.data() + s.size();
-  const auto [p, ec] = std::from_chars(s.data(), end, v);
-  if (ec != std::errc{} || p != end || s.empty() || v > 65535) return std::nullopt;
-  return static_cast<std::uint16_t>(v);
-}
-
 // "host[ip]:port" (port optional), else the whole thing is the host.
 struct Endpoint {
   std::string_view host, ip;
@@ -323,14 +315,30 @@ Endpoint split_endpoint(std::string_view v) {
   e.ip = v.substr(open + 1, close - open - 1);
   e.bracketed = true;
   const auto rest = v.substr(close + 1);
-  if (rest.size() > 1 && rest.front() == ':') e.port = to_port(rest.substr(1)).value_or(0);
+  if (rest.size() > 1 && rest.front() == ':') {
+    // Digits to the end, at most 65535; else no port.
+    unsigned port = 0;
+    std::size_t i = 1;
+    while (i < rest.size() && is_digit(rest[i]) && port <= 65535) {
+      port = port * 10 + static_cast<unsigned>(rest[i] - '0');
+      ++i;
+    }
+    if (i == rest.size() && port <= 65535) e.port = static_cast<std::uint16_t>(port);
+  }
   return e;
 }
 
 // Services whose deliveries never leave the host.
 bool local_service(std::string_view service) {
-  return service == "local" || service == "virtual" || service == "pipe" || service == "error" ||
-         service == "retry" || service == "discard";
+  const auto is = [&](std::string_view name) {
+    return std::memcmp(service.data(), name.data(), name.size()) == 0;
+  };
+  switch (service.size()) {
+    case 4: return is("pipe");
+    case 5: return is("local") || is("error") || is("retry");
+    case 7: return is("virtual") || is("discard");
+    default: return false;
+  }
 }
 
 bool postfix_daemon(std::string_view s) {
@@ -849,7 +857,7 @@ std::optional<Delivery> parse_delivery(std::string_view message, std::string_vie
 
 namespace {
 // How many of s's first bytes are ASCII letters and digits.
-std::size_t leading_alnum(std::string_view s) {
+[[gnu::always_inline]] inline std::size_t leading_alnum(std::string_view s) {
   std::size_t n = alnum_run(s);
   while (n < s.size() && (kQidClass[static_cast<unsigned char>(s[n])] & 4) != 0) ++n;
   return n;
@@ -1076,11 +1084,12 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   out.kind = Kind::OtherPostfix;
   if (!out.queue_id.empty()) {
     const auto sv = h.service;
-    if (sv == "smtpd") {
+    const auto is = [&sv](const char(&name)[6]) { return std::memcmp(sv.data(), name, 5) == 0; };
+    if (sv.size() == 5 && is("smtpd")) {
       if (has_prefix(body, "client=")) out.event = Event::Received;
-    } else if (sv == "qmgr") {
+    } else if (sv.size() == 4 && std::memcmp(sv.data(), "qmgr", 4) == 0) {
       if (body == "removed") out.event = Event::Removed;
-    } else if (sv == "pickup") {
+    } else if (sv.size() == 6 && std::memcmp(sv.data(), "pickup", 6) == 0) {
       if (has_prefix(body, "uid=") || has_prefix(body, "sender=")) out.event = Event::Received;
     }
   }

@@ -410,6 +410,49 @@ TEST_CASE("parse_line: delays and the remote host of the reply") {
   CHECK(got.header.pid() == 9U);
 }
 
+TEST_CASE("parse_line: a relay's port, and the services that deliver on the host") {
+  const auto delivery = [](const std::string& service, const std::string& relay) {
+    return parse_line("Jun  9 08:50:20 mx1 postfix/" + service +
+                          "[9]: 4F1A2B3C5D: to=<a@example.com>, relay=" + relay +
+                          ", delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)",
+                      kUtc);
+  };
+  const struct {
+    const char* relay;
+    unsigned want;
+  } ports[] = {
+      {"mx.example.com[192.0.2.1]:25", 25},
+      {"mx.example.com[192.0.2.1]:025", 25},
+      {"mx.example.com[192.0.2.1]:65535", 65535},
+      {"mx.example.com[192.0.2.1]:65536", 0},
+      {"mx.example.com[192.0.2.1]:99999999999", 0},
+      {"mx.example.com[192.0.2.1]:25x", 0},
+      {"mx.example.com[192.0.2.1]:", 0},
+      {"mx.example.com[192.0.2.1]", 0},
+      {"mx.example.com[192.0.2.1]:-25", 0},
+  };
+  for (const auto& c : ports) {
+    CAPTURE(c.relay);
+    const auto got = delivery("smtp", c.relay);
+    REQUIRE(got.delivery.has_value());
+    CHECK(got.delivery->relay_port == c.want);
+  }
+  const struct {
+    const char* service;
+    Hop want;
+  } hops[] = {
+      {"local", Hop::Local}, {"virtual", Hop::Local}, {"pipe", Hop::Local},
+      {"error", Hop::Local}, {"retry", Hop::Local},   {"discard", Hop::Local},
+      {"smtp", Hop::Remote}, {"lmtp", Hop::Remote},   {"lmtpd", Hop::Remote},
+  };
+  for (const auto& c : hops) {
+    CAPTURE(c.service);
+    const auto got = delivery(c.service, "mx.example.com[192.0.2.1]:25");
+    REQUIRE(got.delivery.has_value());
+    CHECK(got.delivery->hop == c.want);
+  }
+}
+
 TEST_CASE("remote_reply: the server's words, without Postfix's note of the command") {
   const struct {
     const char* text;
