@@ -1,11 +1,13 @@
 // Classifier: [[classify]] rules compiled into one RE2::Set (the prefilter: one DFA pass over
-// the reply finds every rule whose pattern matches) plus per-rule RE2s for error reporting and
-// the linear reference path. Pure; RE2 error logging is switched off (core never logs).
+// the reply finds every rule whose pattern matches; it also reports bad patterns) plus per-rule
+// RE2s, compiled on first use, for the linear reference path. Pure; RE2 error logging is switched
+// off (core never logs).
 #include "core/classify.hpp"
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -206,7 +208,17 @@ struct SetMemo {
 struct Classifier::Impl {
   std::uint64_t id = ++g_tables;
   std::vector<ClassifySpec> rules;
-  std::vector<std::unique_ptr<re2::RE2>> res;
+  // One RE2 per rule for the linear path (the reference, and the way out when the set's DFA
+  // runs out of memory), compiled when first needed: the set alone reports bad patterns, and
+  // compiling these too cost every `rampart classify` about 2 ms before its first line.
+  mutable std::once_flag res_once;
+  mutable std::vector<std::unique_ptr<re2::RE2>> res;
+  const std::vector<std::unique_ptr<re2::RE2>>& patterns() const {
+    std::call_once(res_once, [this] {
+      for (const auto& r : rules) res.push_back(std::make_unique<re2::RE2>(r.reply, re2_options()));
+    });
+    return res;
+  }
   re2::RE2::Set set{re2_options(), re2::RE2::UNANCHORED};
   // Per rule: its index in `set`, or kAnyChar/kAnything for the patterns "." and ".*": the rule
   // is decided by its dsn/operator alone and never costs a regex. Set indices rise with rules.
@@ -258,12 +270,6 @@ Result<Classifier> Classifier::compile(std::vector<ClassifySpec> rules) {
   }
   for (const auto& r : impl->rules) {
     impl->dsn_parts.emplace_back(r.dsn);
-    auto re = std::make_unique<re2::RE2>(r.reply, re2_options());
-    if (!re->ok()) {
-      return fail(Errc::Config, fmt::format("{}: classify {:?}: bad pattern {:?}: {}",
-                                            r.origin.where("reply"), r.id, r.reply, re->error()));
-    }
-    impl->res.push_back(std::move(re));
     if (r.reply == "." || r.reply == ".*") {
       impl->set_index.push_back(r.reply == "." ? kAnyChar : kAnything);
       continue;
@@ -347,9 +353,10 @@ Classification Classifier::classify_linear(std::string_view reply, std::string_v
 Classification Classifier::linear(std::string_view reply, std::string_view dsn,
                                   std::string_view op) const {
   const auto& im = *impl_;
+  const auto& res = im.patterns();
   for (std::size_t i = 0; i < im.rules.size(); ++i) {
     if (!im.accepts(i, dsn, op)) continue;
-    if (re2::RE2::PartialMatch(reply, *im.res[i])) return im.hit(i);
+    if (res[i]->ok() && re2::RE2::PartialMatch(reply, *res[i])) return im.hit(i);
   }
   return im.fallback(reply, dsn);
 }

@@ -33,7 +33,8 @@ bool dsn_matches(std::string_view pattern, std::string_view dsn);
 
 class Classifier {
  public:
-  // Compiles every pattern (case-insensitive, Latin-1 so any byte is harmless) and the set.
+  // Compiles the patterns (case-insensitive, Latin-1 so any byte is harmless) into the set; the
+  // per-rule patterns of classify_linear() are compiled on its first call.
   // Errors (Errc::Config) name file:line and the rule: `x.toml:4: classify "ms-busy": bad pattern
   // "(x": missing ): (x`. Does not check the rules' test lines: check_tests() does.
   [[nodiscard]] static Result<Classifier> compile(std::vector<ClassifySpec> rules);
