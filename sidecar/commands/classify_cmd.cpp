@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <limits>
@@ -155,6 +156,7 @@ class TwoThreadRead {
     // The lines for feed_state, parsed (views into the chunk): the first `stateful` of `parsed`,
     // whose further elements are room reused from chunk to chunk.
     std::vector<maillog::ParsedLine> parsed;
+    std::size_t slots = 0;  // parsed.size()
     std::size_t stateful = 0;
   };
   void loop(maillog::Census& census, const Done& done, bool main) {
@@ -185,18 +187,23 @@ class TwoThreadRead {
         census.count_overlong();
         lines = 1;
       } else {
-        std::string_view text = chunk.text;
-        while (!text.empty()) {
-          const auto nl = text.find('\n');
-          const auto line = text.substr(0, nl);
-          text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+        const char* p = chunk.text.data();
+        const char* const end = p + chunk.text.size();
+        while (p < end) {
+          const void* nl = std::memchr(p, '\n', static_cast<std::size_t>(end - p));
+          const char* const line_end = nl != nullptr ? static_cast<const char*>(nl) : end;
+          const std::string_view line(p, static_cast<std::size_t>(line_end - p));
+          p = nl != nullptr ? line_end + 1 : end;
           ++lines;
           if (line.size() > max_line) {
             census.count_overlong();
             continue;
           }
           // Parsed into the next free slot, which only a stateful line keeps.
-          if (w.stateful == w.parsed.size()) w.parsed.emplace_back();
+          if (w.stateful == w.slots) {
+            w.parsed.emplace_back();
+            ++w.slots;
+          }
           auto& pl = w.parsed[w.stateful];
           maillog::parse_line(line, clock_, pl);
           if (pl.dated) {
