@@ -182,9 +182,7 @@ struct DsnParts {
     return false;
   }
 };
-}  // namespace
 
-namespace {
 // Every compiled table's own number, so that a thread's memo never answers for another table.
 std::atomic<std::uint64_t> g_tables{0};
 
@@ -210,7 +208,7 @@ struct Classifier::Impl {
   std::vector<ClassifySpec> rules;
   // One RE2 per rule for the linear path (the reference, and the way out when the set's DFA
   // runs out of memory), compiled when first needed: the set alone reports bad patterns, and
-  // compiling these too cost every `rampart classify` about 2 ms before its first line.
+  // compiling these too cost every `rampart classify` about 5 ms before its first line.
   mutable std::once_flag res_once;
   mutable std::vector<std::unique_ptr<re2::RE2>> res;
   const std::vector<std::unique_ptr<re2::RE2>>& patterns() const {

@@ -43,7 +43,8 @@ class Classifier {
   // operator (when set) match. `dsn` empty: the enhanced status in the reply text is used, else
   // "c.0.0" from the reply code (as Postfix logs it); no code either: no dsn glob matches.
   // No rule: the built-in "default" by class (code, else dsn; none: 4): 2 -> accepted/other,
-  // 4 -> deferred_other/other, 5 -> reject_other/other. Thread-safe; allocates one small vector.
+  // 4 -> deferred_other/other, 5 -> reject_other/other. Thread-safe: each thread keeps the set's
+  // answers for its 64 most recent replies (up to 512 bytes), which a repeat reuses.
   Classification classify(std::string_view reply, std::string_view dsn = {},
                           std::string_view op = {}) const;
 

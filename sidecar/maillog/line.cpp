@@ -55,6 +55,11 @@ template <std::size_t N>
 bool has_prefix(std::string_view s, const char (&lit)[N]) {
   return s.size() >= N - 1 && __builtin_memcmp(s.data(), lit, N - 1) == 0;
 }
+// s == lit the same way: a length check and a constant-length compare.
+template <std::size_t N>
+bool equals(std::string_view s, const char (&lit)[N]) {
+  return s.size() == N - 1 && __builtin_memcmp(s.data(), lit, N - 1) == 0;
+}
 
 // The first `c` in [p, end), or nullptr: memchr for the short runs of a syslog header (host,
 // tag), where a call costs more than the scan. 16 bytes at a time while 16 remain; the last
@@ -330,15 +335,8 @@ Endpoint split_endpoint(std::string_view v) {
 
 // Services whose deliveries never leave the host.
 bool local_service(std::string_view service) {
-  const auto is = [&](std::string_view name) {
-    return std::memcmp(service.data(), name.data(), name.size()) == 0;
-  };
-  switch (service.size()) {
-    case 4: return is("pipe");
-    case 5: return is("local") || is("error") || is("retry");
-    case 7: return is("virtual") || is("discard");
-    default: return false;
-  }
+  return equals(service, "local") || equals(service, "virtual") || equals(service, "pipe") ||
+         equals(service, "error") || equals(service, "retry") || equals(service, "discard");
 }
 
 bool postfix_daemon(std::string_view s) {
@@ -1084,12 +1082,11 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   out.kind = Kind::OtherPostfix;
   if (!out.queue_id.empty()) {
     const auto sv = h.service;
-    const auto is = [&sv](const char(&name)[6]) { return std::memcmp(sv.data(), name, 5) == 0; };
-    if (sv.size() == 5 && is("smtpd")) {
+    if (equals(sv, "smtpd")) {
       if (has_prefix(body, "client=")) out.event = Event::Received;
-    } else if (sv.size() == 4 && std::memcmp(sv.data(), "qmgr", 4) == 0) {
-      if (body == "removed") out.event = Event::Removed;
-    } else if (sv.size() == 6 && std::memcmp(sv.data(), "pickup", 6) == 0) {
+    } else if (equals(sv, "qmgr")) {
+      if (equals(body, "removed")) out.event = Event::Removed;
+    } else if (equals(sv, "pickup")) {
       if (has_prefix(body, "uid=") || has_prefix(body, "sender=")) out.event = Event::Received;
     }
   }

@@ -83,9 +83,10 @@ struct Summary {
 };
 
 // The stamps of a run of lines in log order (a reader's chunk), summed up where the lines are
-// parsed: the lines, the first and latest stamps, and the lines stamped more than a minute
-// before the latest stamp before them in the run. Tally::count_lines() then looks again only at
-// the run's first lines, while the run's own latest stamp is still below the Tally's.
+// parsed: how many lines, the stamps of those that have one, the latest, and the lines stamped
+// more than a minute before the latest stamp before them in the run. Tally::count_lines() then
+// looks again only at the run's first lines, while the run's own latest stamp is still below the
+// Tally's.
 class StampRun {
  public:
   void add(core::UnixTime t) {
