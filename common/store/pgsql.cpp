@@ -1,7 +1,8 @@
-// PostgreSQL adapter for sql.hpp (libpqxx 6.4). Outside begin()/commit() each statement runs in
-// its own implicit transaction. Errors: connection and resource failures -> Temporary,
-// authentication / unknown database -> Config, the rest Internal. Reconnects lazily after the
-// server went away.
+// PostgreSQL adapter for sql.hpp (libpqxx 6.4), built as the module store-pgsql.so that
+// store.cpp loads for a postgresql:// store (sql.hpp says why). Outside begin()/commit() each
+// statement runs in its own implicit transaction. Errors: connection and resource failures ->
+// Temporary, authentication / unknown database -> Config, the rest Internal. Reconnects lazily
+// after the server went away.
 #include <optional>
 
 #include <fmt/format.h>
@@ -174,10 +175,25 @@ class PgSql final : public Sql {
 
 }  // namespace
 
-Result<std::unique_ptr<Sql>> open_pgsql(const std::string& url, const OpenOptions& options) {
-  auto sql = std::make_unique<PgSql>(url, options);
-  if (auto c = sql->connect(); !c) return tl::unexpected(c.error());
-  return std::unique_ptr<Sql>(std::move(sql));
+}  // namespace rampart::store
+
+// The module's entry points (sql.hpp: kPgsqlVersionSymbol, kPgsqlOpenSymbol).
+extern "C" [[gnu::visibility("default")]] const char* rampart_store_pgsql_version() {
+  return RAMPART_VERSION;
 }
 
-}  // namespace rampart::store
+extern "C" [[gnu::visibility("default")]] void rampart_store_pgsql_open(
+    const std::string* url, const rampart::store::OpenOptions* options,
+    rampart::Result<std::unique_ptr<rampart::store::Sql>>* out) {
+  using namespace rampart::store;
+  try {
+    auto sql = std::make_unique<PgSql>(*url, *options);
+    if (auto c = sql->connect(); !c) {
+      *out = tl::unexpected(c.error());
+      return;
+    }
+    *out = std::unique_ptr<Sql>(std::move(sql));
+  } catch (const std::exception& e) {
+    *out = rampart::fail(rampart::Errc::Internal, fmt::format("postgresql: {}", e.what()));
+  }
+}

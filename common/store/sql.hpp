@@ -51,8 +51,18 @@ std::optional<std::vector<std::vector<std::string>>> decode_list(std::string_vie
 
 [[nodiscard]] Result<std::unique_ptr<Sql>> open_sqlite(const std::string& path,
                                                        const OpenOptions& options);
+// PostgreSQL: the module store-pgsql.so (pgsql.cpp), loaded on the first call. libpq brings some
+// twenty libraries (Kerberos, LDAP, GnuTLS, SASL, ...) that every program loaded at start, on
+// the SQLite default too: most of a rampart command's start-up. The module is the one this
+// build made (when the program runs from the build tree) or the installed one; it must come
+// from the same rampart version (its version symbol says so), else Errc::Config.
 [[nodiscard]] Result<std::unique_ptr<Sql>> open_pgsql(const std::string& url,
                                                       const OpenOptions& options);
+inline constexpr const char* kPgsqlVersionSymbol = "rampart_store_pgsql_version";
+inline constexpr const char* kPgsqlOpenSymbol = "rampart_store_pgsql_open";
+using PgsqlVersionFn = const char* (*)();
+using PgsqlOpenFn = void (*)(const std::string* url, const OpenOptions* options,
+                             Result<std::unique_ptr<Sql>>* out);
 
 // Migrations carried in the binary (generated from schema/<dialect>/NNNN_*.sql).
 struct Migration {

@@ -82,4 +82,16 @@ expect 75 "postgres down" -- "$bin" --config "$cfg" --store "postgresql:///rampa
 expect 78 "sqlite dir missing" -- "$bin" --config "$cfg" --store "sqlite:///nonexistent-rampart-dir/x.db" rules list
 expect 78 "bad url" -- "$bin" --config "$cfg" --store "mysql://x" rules list
 
+# --- the PostgreSQL engine is a module, loaded for postgresql:// only -------------------------
+# No libpq at start (it brought twenty-odd libraries into every command on SQLite), and a copy
+# of the program outside the build tree looks for the installed engine: without one it says
+# so, exit 78, rather than failing to start.
+if ldd "$bin" | grep -q 'libpq'; then fail "rampart links libpq: the engine should be a module"; fi
+cp "$bin" "$work/rampart-elsewhere"
+expect 78 "engine not installed" -- "$work/rampart-elsewhere" --config "$cfg" --store "postgresql:///rampart?host=/nonexistent-rampart-sock&connect_timeout=1" rules list
+case "$err" in
+  *"cannot load the PostgreSQL store engine"*"store-pgsql.so"* | *"built without PostgreSQL support"*) ;;
+  *) fail "engine not installed: unexpected message: $err" ;;
+esac
+
 cli_finish
