@@ -1,8 +1,8 @@
 // PostgreSQL adapter for sql.hpp (libpqxx 6.4), built as the module store-pgsql.so that
-// store.cpp loads for a postgresql:// store (sql.hpp says why). Outside begin()/commit() each
-// statement runs in its own implicit transaction. Errors: connection and resource failures ->
-// Temporary, authentication / unknown database -> Config, the rest Internal. Reconnects lazily
-// after the server went away.
+// pgsql_module.cpp loads for a postgresql:// store (sql.hpp says why). Outside
+// begin()/commit() each statement runs in its own implicit transaction. Errors: connection and
+// resource failures -> Temporary, authentication / unknown database -> Config, the rest
+// Internal. Reconnects lazily after the server went away.
 #include <optional>
 
 #include <fmt/format.h>
