@@ -127,23 +127,27 @@ struct Actions {
 // (a Census of its own), keeping the parsed stateful lines; then, in log order, one chunk at a
 // time (its "turn"), it hands the chunk's stamps (count_lines) and stateful lines (feed_state)
 // to the shared Tally and calls `done` with the chunk's end. The parsing, most of the work, runs
-// on both threads at once; the turns are short.
+// on both threads at once; the turns are short. Whatever may take long and needs no Tally (a
+// commit's store writes) goes in `after`, which the calling thread runs right after each of its
+// turns, while the other thread may take the next.
 class TwoThreadRead {
  public:
   // After a chunk's turn: its end offset and line count, on either thread (`main` says which).
   // false stops the read (the error is the callback's to keep).
   using Done = std::function<bool(std::int64_t end, std::int64_t lines, bool main)>;
+  // On the calling thread after each of its turns, outside the turn; false stops the read.
+  using After = std::function<bool()>;
 
   TwoThreadRead(logreader::LogReader& r, const maillog::Clock& clock, maillog::Tally& tally,
                 const core::RuleSet& rules, const core::Classifier& classifier)
       : reader_(r), clock_(clock), tally_(tally), rules_(rules), classifier_(classifier) {}
 
   // Reads to the end (or to a read error, returned after the lines before it went in).
-  std::optional<Error> run(const Done& done) {
+  std::optional<Error> run(const Done& done, const After& after) {
     maillog::Census other;
-    std::thread helper([&] { loop(other, done, false); });
+    std::thread helper([&] { loop(other, done, {}, false); });
     maillog::Census mine;
-    loop(mine, done, true);
+    loop(mine, done, after, true);
     helper.join();
     tally_.add_census(mine);
     tally_.add_census(other);
@@ -159,7 +163,7 @@ class TwoThreadRead {
     std::size_t slots = 0;  // parsed.size()
     std::size_t stateful = 0;
   };
-  void loop(maillog::Census& census, const Done& done, bool main) {
+  void loop(maillog::Census& census, const Done& done, const After& after, bool main) {
     Work w;
     const std::size_t max_line = reader_.max_line();
     for (;;) {
@@ -240,6 +244,17 @@ class TwoThreadRead {
         if (!go_on) stopped_ = true;
         turn_cv_.notify_all();
       }
+      // After every turn of this thread, the last too: nothing `done` left for it is lost.
+      if (after && !after()) {
+        {
+          const std::lock_guard lock(read_mu_);
+          reading_done_ = true;
+        }
+        const std::lock_guard lock(turn_mu_);
+        stopped_ = true;
+        turn_cv_.notify_all();
+        return;
+      }
       if (!go_on) return;
     }
   }
@@ -292,7 +307,19 @@ class Run {
     std::int64_t to = 0;     // offset after the last line fed
     std::int64_t lines = 0;  // fed since the last commit
   };
-  Result<void> commit(Cursor& c);
+  // A batch taken from the Tally at a cursor position, to commit.
+  struct Taken {
+    maillog::Batch batch;
+    Cursor at;  // from: the last commit's offset; to: this batch's end
+  };
+  // Takes the batch (needs the Tally) and moves the cursor on; commit_taken() then writes it
+  // (needs only the store): commit(c) is both, read_file() runs the second outside the turn.
+  Taken take(Cursor& c);
+  Result<void> commit_taken(Taken& t);
+  Result<void> commit(Cursor& c) {
+    auto t = take(c);
+    return commit_taken(t);
+  }
   Result<std::optional<Cursor>> start(logreader::LogReader& r, const std::string& path);
   void feed(const logreader::Line& l, const maillog::Clock& clock, Cursor& c) {
     if (l.overlong) {
@@ -355,8 +382,16 @@ Result<void> Run::apply_now(const maillog::Batch& b) {
   return {};
 }
 
-Result<void> Run::commit(Cursor& c) {
-  auto b = tally_.take();
+Run::Taken Run::take(Cursor& c) {
+  Taken t{tally_.take(), c};
+  c.from = c.to;
+  c.lines = 0;
+  return t;
+}
+
+Result<void> Run::commit_taken(Taken& t) {
+  auto& b = t.batch;
+  const Cursor& c = t.at;
   if (auto r = apply_now(b); !r) return r;
   if (!o_.dry_run && (c.to != c.from || !b.empty())) {
     store::ClassifyBatch batch;
@@ -384,8 +419,6 @@ Result<void> Run::commit(Cursor& c) {
   if (o_.dry_run) {  // a real run reads the totals back from the store
     for (const auto& h : b.domain_hits) domain_hits_[{h.domain, h.day}] += h.count;
   }
-  c.from = c.to;
-  c.lines = 0;
   return {};
 }
 
@@ -437,20 +470,26 @@ Result<void> Run::read_file(const std::string& path) {
   if (!*started) return {};
   Cursor c = std::move(**started);
   ++files_read_;
-  // Commits happen on the calling thread only (the store is not the helper's to use): after
-  // the first of its chunks that brings the uncommitted lines to the batch size.
+  // Commits happen on the calling thread only (the store is not the helper's to use): the batch
+  // is taken in the turn of the first of its chunks that brings the uncommitted lines to the
+  // batch size, and written right after that turn, while the helper may feed the next chunk.
   std::optional<Error> commit_error;
+  std::optional<Taken> taken;
   TwoThreadRead reading(r, clock, tally_, rules_, classifier_);
-  const auto read_error = reading.run([&](std::int64_t end, std::int64_t lines, bool main) {
-    c.to = end;
-    c.lines += lines;
-    if (!main || c.lines < o_.batch) return true;
-    if (auto ok = commit(c); !ok) {
-      commit_error = ok.error();
-      return false;
-    }
-    return true;
-  });
+  const auto read_error = reading.run(
+      [&](std::int64_t end, std::int64_t lines, bool main) {
+        c.to = end;
+        c.lines += lines;
+        if (main && c.lines >= o_.batch) taken = take(c);
+        return true;
+      },
+      [&] {
+        if (!taken) return true;
+        auto ok = commit_taken(*taken);
+        taken.reset();
+        if (!ok) commit_error = ok.error();
+        return ok.has_value();
+      });
   if (commit_error) return tl::unexpected(*commit_error);
   if (read_error) {
     // The lines before the error are committed; the error is reported.
