@@ -3,6 +3,7 @@
 #include "maillog/line.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cstring>
 
@@ -46,6 +47,9 @@ std::string_view to_string(Hop h) {
 }
 
 namespace {
+
+// The 8-byte loads below (parse_hms, trailing_digits) take byte i of the text as bits 8i-8i+7.
+static_assert(std::endian::native == std::endian::little);
 
 constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -251,12 +255,27 @@ constexpr int days_in_month(std::int64_t y, int m) {
   return m == 2 && leap(y) ? 29 : kDays[m - 1];
 }
 
-// "HH:MM:SS" at s[pos] -> seconds of the day, or -1.
+// "HH:MM:SS" at s[pos] -> seconds of the day, or -1. One 8-byte load checks the six digits and
+// the two colons at once (byte i of the load is s[pos + i]): a new second in a log is a new
+// stamp, so this runs for a good share of all lines.
 std::int64_t parse_hms(std::string_view s, std::size_t pos) {
-  const int h = digits(s, pos, 2);
-  const int mi = digits(s, pos + 3, 2);
-  const int se = digits(s, pos + 6, 2);
-  if (h < 0 || mi < 0 || se < 0 || s[pos + 2] != ':' || s[pos + 5] != ':') return -1;
+  if (pos + 8 > s.size()) return -1;
+  std::uint64_t x = 0;
+  std::memcpy(&x, s.data() + pos, 8);
+  constexpr std::uint64_t kDigits = 0xFFFF00FFFF00FFFFULL;  // bytes 0 1 . 3 4 . 6 7
+  constexpr std::uint64_t kHigh = 0xF0F000F0F000F0F0ULL & kDigits;
+  constexpr std::uint64_t kZeros = 0x3030003030003030ULL;
+  constexpr std::uint64_t kColons = 0x00003A00003A0000ULL;
+  // A digit's high nibble is 3, and adding 6 to its low nibble does not carry into it. A byte
+  // 0x30-0x3F plus 6 stays within its byte, so no digit byte carries into the next.
+  if ((x & ~kDigits) != kColons || (x & kHigh) != kZeros ||
+      ((x + (0x0606000606000606ULL)) & kHigh) != kZeros)
+    return -1;
+  const std::uint64_t v = (x & kDigits) - kZeros;  // each digit byte now 0-9
+  const auto at = [&](int i) { return static_cast<int>((v >> (8 * i)) & 0xFF); };
+  const int h = at(0) * 10 + at(1);
+  const int mi = at(3) * 10 + at(4);
+  const int se = at(6) * 10 + at(7);
   if (h > 23 || mi > 59 || se > 60) return -1;  // 60: a leap second, as syslog may write it
   return std::int64_t{h} * 3600 + mi * 60 + se;
 }
@@ -586,14 +605,11 @@ bool same_stamp(std::string_view s, const std::array<char, 16>& text, std::size_
 }
 }  // namespace
 
-std::optional<core::UnixTime> parse_classic_stamp(std::string_view s, const Clock& clock,
-                                                  std::size_t& consumed) {
+namespace {
+// parse_classic_stamp() past its check of the last stamp (parse_line makes that check itself).
+std::optional<core::UnixTime> classic_stamp_uncached(std::string_view s, const Clock& clock,
+                                                     std::size_t& consumed) {
   auto& cache = stamp_cache;
-  if (cache.size != 0 && cache.clock.reference == clock.reference &&
-      cache.clock.utc_offset == clock.utc_offset && same_stamp(s, cache.text, cache.size)) {
-    consumed = cache.size;
-    return cache.time;
-  }
   // The day of the last stamp ("Jun  9 ", the 15-byte form): only the time of day is new.
   auto& day = day_cache;
   std::optional<core::UnixTime> t;
@@ -609,12 +625,29 @@ std::optional<core::UnixTime> parse_classic_stamp(std::string_view s, const Cloc
     if (t && consumed == 15 && s[6] == ' ') remember_day(s.substr(0, 7), clock);
   }
   if (t && consumed >= 8 && consumed <= cache.text.size()) {
-    std::memcpy(cache.text.data(), s.data(), consumed);
+    // A fixed-size copy when the line is long enough: no call.
+    if (s.size() >= cache.text.size()) {
+      std::memcpy(cache.text.data(), s.data(), cache.text.size());
+    } else {
+      std::memcpy(cache.text.data(), s.data(), consumed);
+    }
     cache.size = consumed;
     cache.clock = clock;
     cache.time = *t;
   }
   return t;
+}
+}  // namespace
+
+std::optional<core::UnixTime> parse_classic_stamp(std::string_view s, const Clock& clock,
+                                                  std::size_t& consumed) {
+  const auto& cache = stamp_cache;
+  if (cache.size != 0 && cache.clock.reference == clock.reference &&
+      cache.clock.utc_offset == clock.utc_offset && same_stamp(s, cache.text, cache.size)) {
+    consumed = cache.size;
+    return cache.time;
+  }
+  return classic_stamp_uncached(s, clock, consumed);
 }
 
 std::optional<core::UnixTime> parse_rfc3339_stamp(std::string_view s, const Clock& clock,
@@ -929,7 +962,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   } else {
     // RFC 3339 stamps start with the year's digits, classic ones with the month's name.
     auto t = !line.empty() && is_digit(line.front()) ? parse_rfc3339_stamp(line, clock, used)
-                                                     : parse_classic_stamp(line, clock, used);
+                                                     : classic_stamp_uncached(line, clock, used);
     if (!t) return malformed("no timestamp");
     h.time = *t;
   }

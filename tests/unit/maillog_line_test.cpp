@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -149,6 +150,59 @@ TEST_CASE("parse_line: bad timestamps are Malformed, never guessed") {
     CHECK(got.kind == Kind::Malformed);
     CHECK(got.why == "no timestamp");
   }
+}
+
+TEST_CASE("parse_line: a stamp's time of day is read exactly as a plain reading reads it") {
+  // "HH:MM:SS" is read with one 8-byte load (parse_hms). Random times and bytes from a set
+  // with every edge (digits, the colon, the bytes next to '0' and '9', a space, high bytes),
+  // one to three positions at a time, against a plain reading of the same 8 bytes; in both
+  // stamp forms, so every path to it runs.
+  const char bytes[] = {'0', '1', '2', '3', '5', '6', '9', ':', '/', ';', ' ', 'a', '\x80', '\xba'};
+  std::uint64_t seed = 0x9E3779B97F4A7C15ULL;
+  const auto next = [&] {
+    seed += 0x9E3779B97F4A7C15ULL;
+    std::uint64_t z = seed;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  };
+  const auto plain = [](const std::string& t) -> long {
+    const auto d = [&](int i) { return t[i] >= '0' && t[i] <= '9'; };
+    if (t.size() != 8 || t[2] != ':' || t[5] != ':') return -1;
+    for (const int i : {0, 1, 3, 4, 6, 7}) {
+      if (!d(i)) return -1;
+    }
+    const auto n = [&](int i) { return (t[i] - '0') * 10 + (t[i + 1] - '0'); };
+    if (n(0) > 23 || n(3) > 59 || n(6) > 60) return -1;
+    return n(0) * 3600L + n(3) * 60L + n(6);
+  };
+  const auto base_classic = parse_line("Jun  9 00:00:00 mx1 postfix/qmgr[1]: x", kUtc);
+  const auto base_iso = parse_line("2026-06-09T00:00:00Z mx1 postfix/qmgr[1]: x", kUtc);
+  REQUIRE(base_classic.kind != Kind::Malformed);
+  REQUIRE(base_iso.kind != Kind::Malformed);
+  int valid = 0;
+  for (int i = 0; i < 20000; ++i) {
+    char t[9];
+    std::snprintf(t, sizeof t, "%02d:%02d:%02d", static_cast<int>(next() % 25),
+                  static_cast<int>(next() % 61), static_cast<int>(next() % 62));
+    for (std::uint64_t k = next() % 4; k > 0; --k) t[next() % 8] = bytes[next() % sizeof bytes];
+    const std::string hms(t, 8);
+    CAPTURE(hms);
+    const long want = plain(hms);
+    valid += want >= 0 ? 1 : 0;
+    const auto classic = parse_line("Jun  9 " + hms + " mx1 postfix/qmgr[1]: x", kUtc);
+    const auto iso = parse_line("2026-06-09T" + hms + "Z mx1 postfix/qmgr[1]: x", kUtc);
+    if (want < 0) {
+      CHECK(classic.why == "no timestamp");
+      CHECK(iso.why == "no timestamp");
+    } else {
+      CHECK(classic.header.time == base_classic.header.time + want);
+      CHECK(iso.header.time == base_iso.header.time + want);
+    }
+  }
+  // Both outcomes are well represented (about half the cases are times).
+  CHECK(valid > 5000);
+  CHECK(valid < 15000);
 }
 
 TEST_CASE("parse_line: program tags split into syslog_name, service and pid") {
