@@ -603,6 +603,19 @@ bool same_stamp(std::string_view s, const std::array<char, 16>& text, std::size_
   std::memcpy(&d, text.data() + n - 8, 8);
   return a == b && c == d;
 }
+
+// The last stamp's time, when s starts with its bytes under the same clock: most lines repeat
+// the stamp of the line before. Inlined where it is asked, without a call.
+[[gnu::always_inline]] inline bool repeated_stamp(std::string_view s, const Clock& clock,
+                                                  std::size_t& consumed, core::UnixTime& t) {
+  const auto& cache = stamp_cache;
+  if (cache.size == 0 || cache.clock.reference != clock.reference ||
+      cache.clock.utc_offset != clock.utc_offset || !same_stamp(s, cache.text, cache.size))
+    return false;
+  consumed = cache.size;
+  t = cache.time;
+  return true;
+}
 }  // namespace
 
 namespace {
@@ -641,12 +654,7 @@ std::optional<core::UnixTime> classic_stamp_uncached(std::string_view s, const C
 
 std::optional<core::UnixTime> parse_classic_stamp(std::string_view s, const Clock& clock,
                                                   std::size_t& consumed) {
-  const auto& cache = stamp_cache;
-  if (cache.size != 0 && cache.clock.reference == clock.reference &&
-      cache.clock.utc_offset == clock.utc_offset && same_stamp(s, cache.text, cache.size)) {
-    consumed = cache.size;
-    return cache.time;
-  }
+  if (core::UnixTime t = 0; repeated_stamp(s, clock, consumed, t)) return t;
   return classic_stamp_uncached(s, clock, consumed);
 }
 
@@ -953,13 +961,7 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
   };
 
   std::size_t used = 0;
-  // Most lines repeat the stamp of the line before: checked here, without a call.
-  const auto& cache = stamp_cache;
-  if (cache.size != 0 && cache.clock.reference == clock.reference &&
-      cache.clock.utc_offset == clock.utc_offset && same_stamp(line, cache.text, cache.size)) {
-    used = cache.size;
-    h.time = cache.time;
-  } else {
+  if (!repeated_stamp(line, clock, used, h.time)) {
     // RFC 3339 stamps start with the year's digits, classic ones with the month's name.
     auto t = !line.empty() && is_digit(line.front()) ? parse_rfc3339_stamp(line, clock, used)
                                                      : classic_stamp_uncached(line, clock, used);
