@@ -36,7 +36,8 @@
 # Each tool reads the log from a warm page cache (it is read once before every tool). Wall time is
 # taken around the command (EPOCHREALTIME), user and system CPU and max RSS from /usr/bin/time
 # (without it, CPU from bash's `times` and no RSS). Each tool runs CLASSIFY_BENCH_RUNS times
-# (default 3; pflogsumm CLASSIFY_BENCH_PFLOGSUMM_RUNS, default 1) and the run with the median wall
+# (wc -l and rampart on the whole log by turns; default 3; pflogsumm
+# CLASSIFY_BENCH_PFLOGSUMM_RUNS, default 1) and the run with the median wall
 # time is reported. MB/s are 10^6 bytes per wall-clock second.
 #
 # Sanity: rampart's summary "deliveries" must equal the remote delivery records counted by
@@ -184,22 +185,30 @@ measure_once() {
   fi
 }
 
-# measure KEY N FILE CMD...: N runs; records the one with the median wall time. CMD's stdout of
-# the last run is kept in $work/KEY.out (KEY with / as -).
-measure() {
-  local key=$1 n=$2 file=$3 i line
-  shift 3
-  local out=$work/${key//\//-}.out
-  local lines=()
-  for ((i = 0; i < n; i++)); do
-    if ! line=$(measure_once "$out" "$file" "$@"); then
-      crash "$key: $* failed (see below)"
-      tail -n 5 "$work/stderr.log" | sed 's/^/    /'
-      return 1
-    fi
-    lines+=("$line")
-  done
-  line=$(printf '%s\n' "${lines[@]}" | sort -n -k1,1 | sed -n "$(((n + 1) / 2))p")
+# Runs so far, keyed like the results: "wall user sys rss_kib" lines; FAILED: a run failed (the
+# key then gets no result).
+declare -A RUNS=() FAILED=()
+
+# measure_run KEY FILE CMD...: one run of CMD on FILE, added to RUNS[KEY]. CMD's stdout is kept in
+# $work/KEY.out (KEY with / as -).
+measure_run() {
+  local key=$1 file=$2 line
+  shift 2
+  if ! line=$(measure_once "$work/${key//\//-}.out" "$file" "$@"); then
+    crash "$key: $* failed (see below)"
+    tail -n 5 "$work/stderr.log" | sed 's/^/    /'
+    FAILED[$key]=1
+    return 1
+  fi
+  RUNS[$key]+="$line"$'\n'
+}
+
+# settle KEY FILE: records KEY's run with the median wall time.
+settle() {
+  local key=$1 file=$2 n line
+  [[ -n ${RUNS[$key]:-} && -z ${FAILED[$key]:-} ]] || return 0
+  n=$(printf '%s' "${RUNS[$key]}" | wc -l)
+  line=$(printf '%s' "${RUNS[$key]}" | sort -n -k1,1 | sed -n "$(((n + 1) / 2))p")
   local w u s m
   read -r w u s m <<<"$line"
   R_WALL[$key]=$w
@@ -209,9 +218,26 @@ measure() {
   R_BYTES[$key]=$(stat -c %s "$file")
 }
 
+# measure KEY N FILE CMD...: N runs, then the median.
+measure() {
+  local key=$1 n=$2 file=$3 i
+  shift 3
+  for ((i = 0; i < n; i++)); do
+    measure_run "$key" "$file" "$@" || return 1
+  done
+  settle "$key" "$file"
+}
+
 rampart_cmd=("$cli_bin" --store "$store" classify --dry-run --from-start --format json)
-measure "wc/full" "$runs" "$log" wc -l "$log" || true
-measure "rampart/full" "$runs" "$log" "${rampart_cmd[@]}" "$log" || true
+# wc -l and rampart on the whole log by turns (wc, rampart, wc, rampart, ...): on a shared
+# machine whose speed drifts, both then see the same stretches of it, and their ratio does not
+# depend on which ran first.
+for ((i = 0; i < runs; i++)); do
+  measure_run "wc/full" "$log" wc -l "$log" || break
+  measure_run "rampart/full" "$log" "${rampart_cmd[@]}" "$log" || break
+done
+settle "wc/full" "$log"
+settle "rampart/full" "$log"
 measure "rampart/quarter" "$runs" "$qlog" "${rampart_cmd[@]}" "$qlog" || true
 if [[ -n $pflogsumm_bin ]]; then
   measure "pflogsumm/full" "$pf_runs" "$log" "$pflogsumm_bin" "$log" || true
