@@ -160,8 +160,8 @@ std::string_view without_in_reply_to(std::string_view reply) {
 
 // The decimal digits right before `close` (8 readable bytes before it), when there are up to
 // seven of them (then a non-digit comes first): `open` moves back over them. false when all 8
-// bytes are digits: the caller reads the longer run itself.
-bool trailing_digits(const char* close, std::size_t& open) {
+// bytes are digits: the caller reads the longer run itself. Inlined: every line's pid goes here.
+[[gnu::always_inline]] inline bool trailing_digits(const char* close, std::size_t& open) {
   std::uint64_t x = 0;
   std::memcpy(&x, close - 8, 8);  // byte 7 (the top one) is the one right before `close`
   constexpr std::uint64_t kLow = 0x0f0f0f0f0f0f0f0fULL, kHigh = 0xf0f0f0f0f0f0f0f0ULL;
@@ -449,8 +449,9 @@ bool is_queue_id(std::string_view s) {
 
 namespace {
 // is_queue_id(s.substr(0, n)), 16 bytes at a time when s has them and n fits (every short id, most
-// long ones): the classes of the bytes as bit masks instead of a table lookup per byte.
-bool queue_id_at(std::string_view s, std::size_t n) {
+// long ones): the classes of the bytes as bit masks instead of a table lookup per byte. Inlined:
+// every line with a queue id goes here.
+[[gnu::always_inline]] inline bool queue_id_at(std::string_view s, std::size_t n) {
 #if defined(__SSE2__)
   if (n >= 6 && n <= 16 && s.size() >= 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data()));
@@ -931,9 +932,99 @@ void note_tracked_program(ParsedLine& out) {
   }
   out.queue_id = msg.substr(0, colon);
 }
-}  // namespace
+// The header after the stamp (`rest`: " host tag: message") in its common shape, read from bit
+// masks of 64 bytes at once instead of a scan per field: one space, the host, one space, a tag
+// whose ": " is within the 64 bytes, a pid of at most seven digits. Sets host, program, pid_text,
+// message and, for a Postfix tag, syslog_name, service and postfix, exactly as the general
+// reading in parse_line_with() would (`h`'s are empty on entry), and returns true. false, having
+// set nothing, for every other shape, and wherever the general reading would find the line
+// malformed: that reading then runs and says why. Needs the 64 bytes that end at the line's end,
+// or those from `rest` on, to be the line's (lines of fewer than 64 bytes take the general
+// reading), and 8 bytes before `rest`.
+[[gnu::always_inline]] inline bool fast_header(const char* line_start, std::string_view rest,
+                                               Header& h) {
+#if defined(__SSE2__)
+  const char* const r = rest.data();
+  const std::size_t n = rest.size();
+  if (r - line_start < 8) return false;
+  // The 64 bytes loaded: from `rest` on, or the line's last 64 (then bits for bytes before
+  // `rest` are shifted out).
+  const char* base = r;
+  unsigned shift = 0;
+  if (n < 64) {
+    if (r + n - line_start < 64) return false;
+    base = r + n - 64;
+    shift = static_cast<unsigned>(64 - n);
+  }
+  const auto load = [base](int i) {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + 16 * i));
+  };
+  const __m128i b0 = load(0), b1 = load(1), b2 = load(2), b3 = load(3);
+  const auto mask_of = [&](char c) {
+    const __m128i v = _mm_set1_epi8(c);
+    const auto m = [&v](__m128i b) {
+      return static_cast<std::uint64_t>(
+          static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(b, v))));
+    };
+    return (m(b0) | (m(b1) << 16) | (m(b2) << 32) | (m(b3) << 48)) >> shift;
+  };
+  // Bit i: rest[i] is a space. Bit 0 is the one after the stamp; a second space right after it
+  // (a padded host column) is left to the general reading.
+  std::uint64_t spaces = mask_of(' ');
+  if ((spaces & 3) != 1) return false;
+  spaces &= spaces - 1;
+  if (spaces == 0) return false;
+  const auto host_end = static_cast<unsigned>(__builtin_ctzll(spaces));
+  spaces &= spaces - 1;
+  if (spaces == 0) return false;
+  // The tag's ": ": the first space after the host's must follow a ':' and a tag of 1+ bytes.
+  const auto tag_space = static_cast<unsigned>(__builtin_ctzll(spaces));
+  const unsigned tag_begin = host_end + 1;
+  if (tag_space < tag_begin + 2 || r[tag_space - 1] != ':') return false;
+  const char* const tag = r + tag_begin;
+  const std::size_t tag_size = tag_space - 1 - tag_begin;
+  std::size_t program_size = tag_size;
+  if (tag[tag_size - 1] == ']') {
+    std::size_t open = tag_size - 1;
+    if (!trailing_digits(tag + open, open)) return false;  // 8+ digits
+    if (open <= 1 || tag[open - 1] != '[' || open == tag_size - 1) return false;
+    h.pid_text = std::string_view(tag + open, tag_size - 1 - open);
+    program_size = open - 1;
+  }
+  h.host = std::string_view(r + 1, host_end - 1);
+  h.program = std::string_view(tag, program_size);
+  h.message = std::string_view(r + tag_space + 1, n - tag_space - 1);
+  // The program's last '/' (tag_begin + program_size < 64: the tag's ": " is in the mask).
+  const std::uint64_t slashes =
+      (mask_of('/') & ((std::uint64_t{1} << (tag_begin + program_size)) - 1)) >> tag_begin;
+  if (slashes != 0) {
+    const auto slash = static_cast<std::size_t>(63 - __builtin_clzll(slashes));
+    if (slash > 0 && slash + 1 < program_size) {
+      const std::string_view service(tag + slash + 1, program_size - slash - 1);
+      // "postfix" as two overlapping 4-byte compares, inlined.
+      const bool named = program_size >= 7 && __builtin_memcmp(tag, "post", 4) == 0 &&
+                         __builtin_memcmp(tag + 3, "tfix", 4) == 0;
+      if (named || postfix_daemon(service)) {
+        h.postfix = true;
+        h.syslog_name = std::string_view(tag, slash);
+        h.service = service;
+      }
+    }
+  }
+  return true;
+#else
+  (void)line_start;
+  (void)rest;
+  (void)h;
+  return false;
+#endif
+}
 
-void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
+// parse_line() with or without fast_header(): the general reading alone is what the fast one
+// must agree with (detail::parse_line_general, for the tests and the fuzz harness).
+template <bool kFastHeader>
+[[gnu::always_inline]] inline void parse_line_with(std::string_view line, const Clock& clock,
+                                                   ParsedLine& out) {
   // Reset field by field: a whole `out = {}` costs more than the parse of most lines.
   out.kind = Kind::Malformed;
   out.event = Event::None;
@@ -969,63 +1060,65 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
     h.time = *t;
   }
   out.dated = true;
-  std::string_view rest = line.substr(used);
-  if (rest.empty() || rest.front() != ' ') return malformed("no host");
-  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-  const char* sp = find_byte(rest.data(), rest.data() + rest.size(), ' ');
-  if (sp == nullptr || sp == rest.data()) return malformed("no host");
-  const auto host_size = static_cast<std::size_t>(sp - rest.data());
-  h.host = rest.substr(0, host_size);
-  rest.remove_prefix(host_size + 1);
+  if (!kFastHeader || !fast_header(line.data(), line.substr(used), h)) {
+    std::string_view rest = line.substr(used);
+    if (rest.empty() || rest.front() != ' ') return malformed("no host");
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    const char* sp = find_byte(rest.data(), rest.data() + rest.size(), ' ');
+    if (sp == nullptr || sp == rest.data()) return malformed("no host");
+    const auto host_size = static_cast<std::size_t>(sp - rest.data());
+    h.host = rest.substr(0, host_size);
+    rest.remove_prefix(host_size + 1);
 
-  // The tag: "program[pid]: " or "program: ", up to the first ": "; a space before it is no tag.
-  // So the first space must be that of the first ": ".
-  std::size_t tag_end = std::string_view::npos;
-  if (const char* sp2 = find_byte(rest.data(), rest.data() + rest.size(), ' ')) {
-    const auto at = static_cast<std::size_t>(sp2 - rest.data());
-    if (at < 2 || rest[at - 1] != ':') return malformed("no program tag");
-    tag_end = at - 1;
-  }
-  // Pointer and length, not a string_view: a view spilled and reloaded whole stalls here.
-  const char* const tag = rest.data();
-  const std::size_t tag_size = tag_end == std::string_view::npos ? rest.size() : tag_end;
-  if (tag_size == 0) return malformed("no program tag");
-  h.message = tag_end == std::string_view::npos ? std::string_view{} : rest.substr(tag_end + 2);
-  std::size_t program_size = tag_size;
-  if (tag[tag_size - 1] == ']') {
-    // "[digits]" at the end; the '[' must be the tag's last and not its first character. Up to
-    // seven digits (every Linux pid) are found in the 8 bytes before the ']' at once; the
-    // number is read only when asked for (Header::pid()).
-    std::size_t open = tag_size - 1;
-    const char* const close = tag + open;
-    if (close - line.data() < 8 || !trailing_digits(close, open)) {
-      // Read backwards, one digit at a time, at most ten, no more than 2^32 - 1.
-      std::uint64_t scale = 1, pid = 0;
-      open = tag_size - 1;
-      while (open > 0 && is_digit(tag[open - 1]) && scale <= 1'000'000'000) {
-        pid += static_cast<std::uint64_t>(tag[open - 1] - '0') * scale;
-        scale *= 10;
-        --open;
-      }
-      if (pid > 0xffffffffu) return malformed("bad pid in program tag");
+    // The tag: "program[pid]: " or "program: ", up to the first ": "; a space before it is no tag.
+    // So the first space must be that of the first ": ".
+    std::size_t tag_end = std::string_view::npos;
+    if (const char* sp2 = find_byte(rest.data(), rest.data() + rest.size(), ' ')) {
+      const auto at = static_cast<std::size_t>(sp2 - rest.data());
+      if (at < 2 || rest[at - 1] != ':') return malformed("no program tag");
+      tag_end = at - 1;
     }
-    // Stopped short of a '[': not a digit, an eleventh digit, or the tag's start.
-    if (open <= 1 || tag[open - 1] != '[' || open == tag_size - 1)
-      return malformed("bad pid in program tag");
-    h.pid_text = std::string_view(tag + open, tag_size - 1 - open);
-    program_size = open - 1;
-  }
-  h.program = std::string_view(tag, program_size);
-  if (tag_end == std::string_view::npos) return malformed("no message after program tag");
+    // Pointer and length, not a string_view: a view spilled and reloaded whole stalls here.
+    const char* const tag = rest.data();
+    const std::size_t tag_size = tag_end == std::string_view::npos ? rest.size() : tag_end;
+    if (tag_size == 0) return malformed("no program tag");
+    h.message = tag_end == std::string_view::npos ? std::string_view{} : rest.substr(tag_end + 2);
+    std::size_t program_size = tag_size;
+    if (tag[tag_size - 1] == ']') {
+      // "[digits]" at the end; the '[' must be the tag's last and not its first character. Up to
+      // seven digits (every Linux pid) are found in the 8 bytes before the ']' at once; the
+      // number is read only when asked for (Header::pid()).
+      std::size_t open = tag_size - 1;
+      const char* const close = tag + open;
+      if (close - line.data() < 8 || !trailing_digits(close, open)) {
+        // Read backwards, one digit at a time, at most ten, no more than 2^32 - 1.
+        std::uint64_t scale = 1, pid = 0;
+        open = tag_size - 1;
+        while (open > 0 && is_digit(tag[open - 1]) && scale <= 1'000'000'000) {
+          pid += static_cast<std::uint64_t>(tag[open - 1] - '0') * scale;
+          scale *= 10;
+          --open;
+        }
+        if (pid > 0xffffffffu) return malformed("bad pid in program tag");
+      }
+      // Stopped short of a '[': not a digit, an eleventh digit, or the tag's start.
+      if (open <= 1 || tag[open - 1] != '[' || open == tag_size - 1)
+        return malformed("bad pid in program tag");
+      h.pid_text = std::string_view(tag + open, tag_size - 1 - open);
+      program_size = open - 1;
+    }
+    h.program = std::string_view(tag, program_size);
+    if (tag_end == std::string_view::npos) return malformed("no message after program tag");
 
-  const auto slash = last_slash(line.data(), tag, program_size);
+    const auto slash = last_slash(line.data(), tag, program_size);
 
-  if (slash != std::string_view::npos && slash > 0 && slash + 1 < h.program.size()) {
-    const auto service = h.program.substr(slash + 1);
-    if (has_prefix(h.program, "postfix") || postfix_daemon(service)) {
-      h.postfix = true;
-      h.syslog_name = h.program.substr(0, slash);
-      h.service = service;
+    if (slash != std::string_view::npos && slash > 0 && slash + 1 < h.program.size()) {
+      const auto service = h.program.substr(slash + 1);
+      if (has_prefix(h.program, "postfix") || postfix_daemon(service)) {
+        h.postfix = true;
+        h.syslog_name = h.program.substr(0, slash);
+        h.service = service;
+      }
     }
   }
   if (!h.postfix) {
@@ -1125,6 +1218,61 @@ void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
       if (has_prefix(body, "uid=") || has_prefix(body, "sender=")) out.event = Event::Received;
     }
   }
+}
+
+}  // namespace
+
+void parse_line(std::string_view line, const Clock& clock, ParsedLine& out) {
+  parse_line_with<true>(line, clock, out);
+}
+
+void detail::parse_line_general(std::string_view line, const Clock& clock, ParsedLine& out) {
+  parse_line_with<false>(line, clock, out);
+}
+
+std::string_view detail::first_difference(const ParsedLine& a, const ParsedLine& b) {
+  const auto same = [](std::string_view x, std::string_view y) {
+    return x.size() == y.size() && (x.empty() || x.data() == y.data());
+  };
+  if (a.kind != b.kind) return "kind";
+  if (a.event != b.event) return "event";
+  if (a.why != b.why) return "why";
+  if (a.dated != b.dated) return "dated";
+  const Header &x = a.header, &y = b.header;
+  if (x.time != y.time) return "header.time";
+  if (!same(x.host, y.host)) return "header.host";
+  if (!same(x.program, y.program)) return "header.program";
+  if (!same(x.syslog_name, y.syslog_name)) return "header.syslog_name";
+  if (!same(x.service, y.service)) return "header.service";
+  if (!same(x.pid_text, y.pid_text)) return "header.pid_text";
+  if (!same(x.message, y.message)) return "header.message";
+  if (x.postfix != y.postfix) return "header.postfix";
+  if (!same(a.queue_id, b.queue_id)) return "queue_id";
+  if (a.delivery.has_value() != b.delivery.has_value()) return "delivery";
+  if (a.delivery) {
+    const Delivery &d = *a.delivery, &e = *b.delivery;
+    constexpr std::string_view Delivery::*kViews[] = {
+        &Delivery::queue_id,        &Delivery::recipient,   &Delivery::orig_to,
+        &Delivery::relay,           &Delivery::relay_host,  &Delivery::relay_ip,
+        &Delivery::delay_text,      &Delivery::delays_text, &Delivery::dsn,
+        &Delivery::status_word,     &Delivery::text,        &Delivery::reply_code,
+        &Delivery::enhanced_status, &Delivery::remote_host, &Delivery::reply};
+    for (const auto view : kViews) {
+      if (!same(d.*view, e.*view)) return "delivery field";
+    }
+    if (d.relay_port != e.relay_port || d.status != e.status ||
+        d.text_truncated != e.text_truncated || d.status_from_reply != e.status_from_reply ||
+        d.hop != e.hop)
+      return "delivery field";
+  }
+  if (a.failure.has_value() != b.failure.has_value()) return "failure";
+  if (a.failure) {
+    const Failure &f = *a.failure, &g = *b.failure;
+    if (!same(f.queue_id, g.queue_id) || !same(f.address, g.address) || !same(f.host, g.host) ||
+        f.port != g.port || !same(f.reason, g.reason) || f.cannot_assign != g.cannot_assign)
+      return "failure field";
+  }
+  return {};
 }
 
 ParsedLine parse_line(std::string_view line, const Clock& clock) {

@@ -145,6 +145,16 @@ ParsedLine parse_line(std::string_view line, const Clock& clock);
 // The same into `out`, every field of which it sets: for loops that reuse one ParsedLine.
 void parse_line(std::string_view line, const Clock& clock, ParsedLine& out);
 
+namespace detail {
+// parse_line() without its fast reading of the common header shape: the general reading, which
+// the fast one must agree with field for field (the unit tests and the fuzz harness compare them).
+void parse_line_general(std::string_view line, const Clock& clock, ParsedLine& out);
+// The first field in which two readings of one line differ ("kind", "header.host", ...), empty
+// when none does. Views are the same when they are the same bytes of the line (same place, same
+// size); the delivery and failure records are compared field by field.
+std::string_view first_difference(const ParsedLine& a, const ParsedLine& b);
+}  // namespace detail
+
 // The delivery record alone, from a Postfix message body (`QID: to=<...>, ..., status=...`) of a
 // given service: for callers (and corpora) that have no syslog prefix. Sets `why` on failure.
 // In front of `to=` any alphanumeric token of 5-32 characters is taken as the queue id (sample

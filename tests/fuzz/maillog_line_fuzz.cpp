@@ -1,7 +1,8 @@
 // libFuzzer harness for the Postfix log line parser: arbitrary bytes as one log line, with the
 // reference time taken from the first bytes. Must never crash, hang or throw, and every view it
 // returns must point into the line; a Delivery always carries its record, a failure kind its
-// Failure, and Malformed a reason. A delivery's reply is the one a plain reading finds.
+// Failure, and Malformed a reason. A delivery's reply is the one a plain reading finds, and the
+// whole reading is the general one's (detail::parse_line_general), fast header path or not.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -75,6 +76,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       inside(v);
   }
   if (p.kind == Kind::Malformed && p.why.empty()) std::abort();
+  ParsedLine general;
+  detail::parse_line_general(g_line, clock, general);
+  if (!detail::first_difference(p, general).empty()) std::abort();
   if (const auto d = parse_delivery(g_line, "smtp")) check_delivery(*d);
   return 0;
 }

@@ -835,6 +835,84 @@ TEST_CASE("parse_line: a delivery record is one whatever stands before its queue
   }
 }
 
+TEST_CASE("parse_line: the fast reading of a header agrees with the general one, field for field") {
+  // parse_line() reads the common header shape (" host program[pid]: " within the 64 bytes after
+  // the stamp, in a line of 64 bytes or more) from bit masks; everything else, and every line it
+  // would find malformed, goes the general way (detail::parse_line_general). Random lines built
+  // from the pieces of both, short and long, well and badly formed, must read the same both ways.
+  XorShift next{0x853c49e6748fea9bULL};
+  const auto pick = [&](const auto& options) { return options[next() % std::size(options)]; };
+  const auto noise = [&](std::size_t n, std::string_view bytes) {
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) out += bytes[next() % bytes.size()];
+    return out;
+  };
+  const std::string_view stamps[] = {"Jun  9 08:50:20", "Jun  9 08:50:21", "Dec 31 23:59:59",
+                                     "2026-06-09T08:50:20.123456+02:00", "Jun  9 08:50"};
+  const std::string_view hosts[] = {
+      "mx1", "h", "relay-out-07.mail.example.net", "gw/1", "a:b", "x[1]", "192.0.2.1"};
+  const std::string_view programs[] = {"postfix/smtp",
+                                       "postfix/out05/smtp",
+                                       "postfix-out/qmgr",
+                                       "postfix/postscreen",
+                                       "postfix/submission/smtpd",
+                                       "postfix",
+                                       "smtpd",
+                                       "opendkim",
+                                       "rampart-milter",
+                                       "/smtp",
+                                       "postfix/",
+                                       "a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/u/v/w/x/y/qmgr",
+                                       "p"};
+  const std::string_view pids[] = {"[1]", "[3163107]", "[12345678]", "", "[0]"};
+  const std::string_view bad_pids[] = {"[4294967295]", "[4294967296]",  "[]", "[", "]",
+                                       "[12a]",        "[123456789012]"};
+  const std::string_view messages[] = {
+      "connect from unknown[192.0.2.7]",
+      "3A4B000000: client=app30.send.example.net[192.0.2.30]",
+      "3A4B000000: removed",
+      "3A4B000000: from=<a@example.net>, size=1, nrcpt=1 (queue active)",
+      "3A4B000000: from=<a@example.net>, status=expired, returned to sender",
+      "3A4B000000: to=<b@example.com>, relay=mx.example.com[192.0.2.1]:25, delay=1, "
+      "delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok)",
+      "3A4B000000: DKIM-Signature field added (s=s1, d=example.net)",
+      "3A4B000000: pin stream=news",
+      "warning: smtp_connect_addr: bind 203.0.113.94: Cannot assign requested address",
+      "connect to mx.example.com[192.0.2.1]:25: Cannot assign requested address",
+      "odd: to=<b@example.com>, status=sent",
+      "",
+  };
+  std::size_t long_postfix = 0, long_other = 0, malformed = 0;
+  for (int i = 0; i < 40000; ++i) {
+    std::string l(pick(stamps));
+    const auto r = next() % 20;
+    l += r == 0 ? "" : r == 1 ? "  " : " ";
+    l += next() % 8 == 0 ? noise(next() % 40, "ab: /[]1") : std::string(pick(hosts));
+    l += next() % 16 == 0 ? "  " : " ";
+    l += next() % 8 == 0 ? noise(1 + next() % 50, "ab/:[]19 ") : std::string(pick(programs));
+    l += next() % 4 == 0 ? pick(bad_pids) : pick(pids);
+    const auto c = next() % 16;
+    l += c == 0 ? "" : c == 1 ? "::" : c == 2 ? ":" : ": ";
+    if (c != 2) l += pick(messages);
+    if (next() % 2 == 0) l += noise(next() % 80, "ab =:,");
+    if (next() % 16 == 0) l += '\r';
+    CAPTURE(l);
+    ParsedLine fast, general;
+    parse_line(l, kUtc, fast);
+    detail::parse_line_general(l, kUtc, general);
+    CHECK(detail::first_difference(fast, general) == "");
+    if (general.kind == Kind::Malformed) {
+      ++malformed;
+    } else if (l.size() >= 64) {
+      ++(general.header.postfix ? long_postfix : long_other);
+    }
+  }
+  // Every kind of case is well represented.
+  CHECK(long_postfix > 3500);
+  CHECK(long_other > 4500);
+  CHECK(malformed > 11000);
+}
+
 TEST_CASE("parse_line: a 1 MB line is parsed in one pass") {
   std::string line =
       "Jun  9 08:50:20 mx1 postfix/smtp[9]: 4F1A2B3C5D: to=<a@example.com>, "
