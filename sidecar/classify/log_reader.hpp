@@ -1,7 +1,7 @@
 // The log-reading adapter for `rampart classify`: mail.log lines out of a plain file, a gzip'd
 // rotation (detected by magic bytes; concatenated members), or stdin, plus tail -F style
 // following. I/O only: it knows nothing of Postfix; the pure parser is sidecar/maillog/line.hpp.
-// Fast path: read(2) into one 1 MiB buffer, memchr for newlines, lines are views into the buffer;
+// Fast path: read(2) into one 256 KiB buffer, memchr for newlines, lines are views into the buffer;
 // no allocation per line. Not thread-safe; an instance belongs to one thread.
 #pragma once
 
@@ -84,10 +84,11 @@ class LogReader {
   // later next() picks up whatever was appended meanwhile.
   [[nodiscard]] Result<std::optional<Line>> next();
 
-  // The next run of whole lines, up to the buffer's size (1 MiB), nullopt at the end for now:
-  // the same lines as next() would return one by one, with the same rules for a final line
-  // without \n and for overlong lines. `recycled` is an earlier chunk whose storage is reused
-  // (none: a new buffer is allocated). Mixing next() and next_chunk() on one reader is fine.
+  // The next run of whole lines, up to the buffer's size (256 KiB, or max_line + 64 KiB when
+  // that is more), nullopt at the end for now: the same lines as next() would return one by
+  // one, with the same rules for a final line without \n and for overlong lines. `recycled` is
+  // an earlier chunk whose storage is reused (none: a new buffer is allocated). Mixing next()
+  // and next_chunk() on one reader is fine.
   [[nodiscard]] Result<std::optional<Chunk>> next_chunk(Chunk recycled = {});
 
   // Declares the content complete from now on (like Options::final_partial), e.g. once a

@@ -5,7 +5,7 @@
 //
 // Idempotency: each log is known by its content identity (a hash of its first line) and read
 // from its stored cursor. Every batch (--batch lines; reading a file, up to two read chunks of
-// at most 1 MiB more, as commits wait for one of the calling thread's chunks; exact with
+// at most 256 KiB more, as commits wait for one of the calling thread's chunks; exact with
 // --follow) is committed in one transaction together with the cursor it moves
 // (Store::commit_classify), so a kill -9 leaves the store as the last commit left it and a
 // re-run carries on from there: the totals equal one clean run.
@@ -71,7 +71,7 @@ constexpr std::string_view kUsage =
     "                    copytruncate); commits every --interval; stops on SIGINT or SIGTERM\n"
     "  --interval SECS   --follow: longest time between commits (default 10)\n"
     "  --batch N         lines per store transaction (default 200000); reading a file,\n"
-    "                    up to two read chunks (1 MiB each) more\n"
+    "                    up to two read chunks (256 KiB each) more\n"
     "\n"
     "Exit status: 0 ok, 64 usage, 66 a log could not be read (the others were), 75 store\n"
     "unreachable, 78 rules error.";
@@ -122,7 +122,7 @@ struct Actions {
   }
 };
 
-// Reads one log on two threads, the caller's and one more, which take chunks (up to 1 MiB of
+// Reads one log on two threads, the caller's and one more, which take chunks (up to 256 KiB of
 // whole lines) from the reader in turn. Each parses its chunk's lines and counts them by kind
 // (a Census of its own), keeping the parsed stateful lines; then, in log order, one chunk at a
 // time (its "turn"), it hands the chunk's stamps (count_lines) and stateful lines (feed_state)

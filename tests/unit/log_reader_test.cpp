@@ -376,8 +376,9 @@ TEST_CASE("LogReader::next_chunk: the same lines, offsets and identity as next()
       CHECK(by_chunk.offset() == by_line.offset());
       CHECK(by_chunk.pending_tail() == by_line.pending_tail());
       CHECK(must_identity(by_chunk) == must_identity(by_line));
-      // A chunk holds many lines: a 5 MiB log is a handful of chunks, not thousands.
-      if (c.name == "generated") CHECK(chunks < 20);
+      // A chunk holds many lines: a 5 MiB log is some twenty chunks of up to 256 KiB, not
+      // thousands.
+      if (c.name == "generated") CHECK(chunks < 30);
     }
   }
 }
