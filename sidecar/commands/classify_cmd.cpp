@@ -4,10 +4,10 @@
 // keeps the cursors and writes the store.
 //
 // Idempotency: each log is known by its content identity (a hash of its first line) and read
-// from its stored cursor. Every batch (--batch lines; reading a file, up to two read chunks of
-// at most 256 KiB more, as commits wait for one of the calling thread's chunks; exact with
-// --follow) is committed in one transaction together with the cursor it moves
-// (Store::commit_classify), so a kill -9 leaves the store as the last commit left it and a
+// from its stored cursor. Every batch (--batch lines; reading a file, a batch ends with the first
+// of the calling thread's chunks that reaches that many, so it may hold a few chunks of at most
+// 256 KiB more; exact with --follow) is committed in one transaction together with the cursor it
+// moves (Store::commit_classify), so a kill -9 leaves the store as the last commit left it and a
 // re-run carries on from there: the totals equal one clean run.
 // Suppressions and pauses found in a batch are written before the batch is committed (they are
 // idempotent), so a crash between the two loses nothing.
@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <map>
@@ -71,7 +72,7 @@ constexpr std::string_view kUsage =
     "                    copytruncate); commits every --interval; stops on SIGINT or SIGTERM\n"
     "  --interval SECS   --follow: longest time between commits (default 10)\n"
     "  --batch N         lines per store transaction (default 200000); reading a file,\n"
-    "                    up to two read chunks (256 KiB each) more\n"
+    "                    a few read chunks (256 KiB each) more\n"
     "\n"
     "Exit status: 0 ok, 64 usage, 66 a log could not be read (the others were), 75 store\n"
     "unreachable, 78 rules error.";
@@ -130,6 +131,12 @@ struct Actions {
 // on both threads at once; the turns are short. Whatever may take long and needs no Tally (a
 // commit's store writes) goes in `after`, which the calling thread runs right after each of its
 // turns, while the other thread may take the next.
+//
+// A thread whose chunk's turn has not come (the other thread is still on the chunk before) does
+// not wait: it reads and parses further chunks, up to kAhead of them, and takes their turns as
+// they come, looking between chunks and every kLook lines. So neither thread idles while the
+// other is slower (a busier core, a chunk of costlier lines), and each chunk's lines are fed
+// on the core that parsed them.
 class TwoThreadRead {
  public:
   // After a chunk's turn: its end offset and line count, on either thread (`main` says which).
@@ -138,16 +145,15 @@ class TwoThreadRead {
   // On the calling thread after each of its turns, outside the turn; false stops the read.
   using After = std::function<bool()>;
 
-  TwoThreadRead(logreader::LogReader& r, const maillog::Clock& clock, maillog::Tally& tally,
-                const core::RuleSet& rules, const core::Classifier& classifier)
-      : reader_(r), clock_(clock), tally_(tally), rules_(rules), classifier_(classifier) {}
+  TwoThreadRead(logreader::LogReader& r, const maillog::Clock& clock, maillog::Tally& tally)
+      : reader_(r), clock_(clock), tally_(tally) {}
 
   // Reads to the end (or to a read error, returned after the lines before it went in).
   std::optional<Error> run(const Done& done, const After& after) {
     maillog::Census other;
-    std::thread helper([&] { loop(other, done, {}, false); });
+    std::thread helper([&] { Worker(*this, other, done, {}, false).loop(); });
     maillog::Census mine;
-    loop(mine, done, after, true);
+    Worker(*this, mine, done, after, true).loop();
     helper.join();
     tally_.add_census(mine);
     tally_.add_census(other);
@@ -155,124 +161,199 @@ class TwoThreadRead {
   }
 
  private:
-  struct Work {
+  static constexpr std::size_t kAhead = 3;    // chunks a thread holds, parsed, for their turns
+  static constexpr std::int64_t kLook = 256;  // lines parsed between looks at the turn
+
+  // A chunk read and parsed, waiting for its turn; or the end of the log (`last`).
+  struct Parsed {
+    std::uint64_t seq = 0;
+    bool last = false;
+    logreader::Chunk chunk;
+    std::int64_t lines = 0;
     maillog::StampRun stamps;  // the chunk's lines' stamps
     // The lines for feed_state, parsed (views into the chunk): the first `stateful` of `parsed`,
     // whose further elements are room reused from chunk to chunk.
     std::vector<maillog::ParsedLine> parsed;
-    std::size_t slots = 0;  // parsed.size()
     std::size_t stateful = 0;
   };
-  void loop(maillog::Census& census, const Done& done, const After& after, bool main) {
-    Work w;
-    const std::size_t max_line = reader_.max_line();
-    for (;;) {
-      std::uint64_t seq = 0;
-      logreader::Chunk chunk;
-      bool last = false;
-      {
-        const std::lock_guard lock(read_mu_);
-        if (reading_done_) return;
-        seq = next_seq_++;
-        auto got = reader_.next_chunk(std::move(spare_[main ? 0 : 1]));
-        if (!got) {
-          read_error_ = got.error();
-          reading_done_ = last = true;
-        } else if (!*got) {
-          reading_done_ = last = true;
-        } else {
-          chunk = std::move(**got);
-        }
-      }
-      w.stamps.clear();
-      w.stateful = 0;
-      std::int64_t lines = 0;
-      if (chunk.overlong) {
-        census.count_overlong();
-        lines = 1;
-      } else {
-        const char* p = chunk.text.data();
-        const char* const end = p + chunk.text.size();
-        while (p < end) {
-          const void* nl = std::memchr(p, '\n', static_cast<std::size_t>(end - p));
-          const char* const line_end = nl != nullptr ? static_cast<const char*>(nl) : end;
-          const std::string_view line(p, static_cast<std::size_t>(line_end - p));
-          p = nl != nullptr ? line_end + 1 : end;
-          ++lines;
-          if (line.size() > max_line) {
-            census.count_overlong();
+
+  // One thread's side: its census, the chunks it holds (oldest first) and room to reuse.
+  class Worker {
+   public:
+    Worker(TwoThreadRead& r, maillog::Census& census, const Done& done, After after, bool main)
+        : r_(r), census_(census), done_(done), after_(std::move(after)), main_(main) {}
+
+    void loop() {
+      for (;;) {
+        if (!take_turns()) return;
+        if (held_.size() < kAhead) {
+          auto p = spare();
+          const Got got = read(*p);
+          if (got != Got::Nothing) {
+            if (got == Got::Chunk && !parse(*p)) return;  // stopped
+            held_.push_back(std::move(p));
             continue;
           }
-          // Parsed into the next free slot, which only a stateful line keeps.
-          if (w.stateful == w.slots) {
-            w.parsed.emplace_back();
-            ++w.slots;
-          }
-          auto& pl = w.parsed[w.stateful];
-          maillog::parse_line(line, clock_, pl);
-          if (pl.dated) {
-            w.stamps.add(pl.header.time);
-          } else {
-            w.stamps.add_undated();
-          }
-          census.count(pl);
-          if (maillog::Tally::stateful(pl)) ++w.stateful;
+          free_.push_back(std::move(p));
         }
+        // Room for no more, or nothing more to read: the oldest chunk's turn next.
+        if (held_.empty()) return;
+        if (!r_.wait_turn(held_.front()->seq)) return;
       }
-      {
-        std::unique_lock lock(turn_mu_);
-        turn_cv_.wait(lock, [&] { return turn_ == seq || stopped_; });
-        if (stopped_) return;
-      }
-      // This chunk's turn: the shared Tally is this thread's until turn_ moves on.
-      bool go_on = !last;
-      if (!last) {
-        tally_.count_lines(w.stamps);
-        for (std::size_t i = 0; i < w.stateful; ++i) tally_.feed_state(w.parsed[i]);
-        go_on = done(chunk.end, lines, main);
-      } else if (read_error_) {
-        error_ = read_error_;
-      }
-      {
-        const std::lock_guard lock(read_mu_);
-        spare_[main ? 0 : 1] = std::move(chunk);
-        if (!go_on) reading_done_ = true;
-      }
-      {
-        const std::lock_guard lock(turn_mu_);
-        ++turn_;
-        if (!go_on) stopped_ = true;
-        turn_cv_.notify_all();
-      }
-      // After every turn of this thread, the last too: nothing `done` left for it is lost.
-      if (after && !after()) {
-        {
-          const std::lock_guard lock(read_mu_);
-          reading_done_ = true;
-        }
-        const std::lock_guard lock(turn_mu_);
-        stopped_ = true;
-        turn_cv_.notify_all();
-        return;
-      }
-      if (!go_on) return;
     }
+
+   private:
+    // A Parsed to fill: one fed earlier, or a new one.
+    std::unique_ptr<Parsed> spare() {
+      if (free_.empty()) return std::make_unique<Parsed>();
+      auto p = std::move(free_.back());
+      free_.pop_back();
+      return p;
+    }
+
+    enum class Got : std::uint8_t {
+      Chunk,    // `p` holds the next chunk and its seq
+      Marker,   // the reader is done (or failed): `p` is the end marker, its turn ends the read
+      Nothing,  // the reader was done already: the other thread holds the marker
+    };
+    Got read(Parsed& p) {
+      const std::lock_guard lock(r_.read_mu_);
+      if (r_.reading_done_) return Got::Nothing;
+      p.seq = r_.next_seq_++;
+      p.last = false;
+      auto got = r_.reader_.next_chunk(std::move(p.chunk));
+      if (got && *got) {
+        p.chunk = std::move(**got);
+        return Got::Chunk;
+      }
+      if (!got) r_.read_error_ = got.error();
+      r_.reading_done_ = p.last = true;
+      return Got::Marker;
+    }
+
+    // Parses `p`'s chunk, taking the turns that come meanwhile; false when stopped.
+    bool parse(Parsed& p) {
+      p.stamps.clear();
+      p.stateful = 0;
+      p.lines = 0;
+      if (p.chunk.overlong) {
+        census_.count_overlong();
+        p.lines = 1;
+        return true;
+      }
+      const std::size_t max_line = r_.reader_.max_line();
+      const char* at = p.chunk.text.data();
+      const char* const end = at + p.chunk.text.size();
+      std::int64_t look = kLook;
+      while (at < end) {
+        const void* nl = std::memchr(at, '\n', static_cast<std::size_t>(end - at));
+        const char* const line_end = nl != nullptr ? static_cast<const char*>(nl) : end;
+        const std::string_view line(at, static_cast<std::size_t>(line_end - at));
+        at = nl != nullptr ? line_end + 1 : end;
+        ++p.lines;
+        if (--look == 0) {
+          look = kLook;
+          // The turn of a chunk held may be here: take it now, not after this chunk.
+          if (!take_turns()) return false;
+        }
+        if (line.size() > max_line) {
+          census_.count_overlong();
+          continue;
+        }
+        // Parsed into the next free slot, which only a stateful line keeps.
+        if (p.stateful == p.parsed.size()) p.parsed.emplace_back();
+        auto& pl = p.parsed[p.stateful];
+        maillog::parse_line(line, r_.clock_, pl);
+        if (pl.dated) {
+          p.stamps.add(pl.header.time);
+        } else {
+          p.stamps.add_undated();
+        }
+        census_.count(pl);
+        if (maillog::Tally::stateful(pl)) ++p.stateful;
+      }
+      return true;
+    }
+
+    // Feeds the chunks held whose turn it is, oldest first. false when the read is over for
+    // this thread (stopped, or its end marker's turn came).
+    bool take_turns() {
+      while (!held_.empty() && r_.turn_.load(std::memory_order_acquire) == held_.front()->seq) {
+        auto p = std::move(held_.front());
+        held_.pop_front();
+        const bool go_on = r_.feed(*p, done_, main_);
+        free_.push_back(std::move(p));
+        // After every turn of this thread, the last too: nothing `done` left for it is lost.
+        if (after_ && !after_()) {
+          r_.stop();
+          return false;
+        }
+        if (!go_on) return false;
+      }
+      return !r_.stopped_.load(std::memory_order_acquire);
+    }
+
+    TwoThreadRead& r_;
+    maillog::Census& census_;
+    const Done& done_;
+    const After after_;  // empty on the helper
+    const bool main_;
+    std::deque<std::unique_ptr<Parsed>> held_;
+    std::vector<std::unique_ptr<Parsed>> free_;
+  };
+
+  // In `p`'s turn: hands it to the Tally and passes the turn on. false when the read is over
+  // (the end marker, or `done` said stop).
+  bool feed(Parsed& p, const Done& done, bool main) {
+    bool go_on = !p.last;
+    if (!p.last) {
+      tally_.count_lines(p.stamps);
+      for (std::size_t i = 0; i < p.stateful; ++i) tally_.feed_state(p.parsed[i]);
+      go_on = done(p.chunk.end, p.lines, main);
+    } else if (read_error_) {
+      error_ = read_error_;  // read_error_ was set before the marker's seq was handed out
+    }
+    if (!go_on) {
+      stop();
+      return false;
+    }
+    const std::lock_guard lock(turn_mu_);
+    turn_.store(turn_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    turn_cv_.notify_all();
+    return true;
+  }
+
+  // Blocks until `seq`'s turn (true) or a stop (false).
+  bool wait_turn(std::uint64_t seq) {
+    std::unique_lock lock(turn_mu_);
+    turn_cv_.wait(lock, [&] {
+      return turn_.load(std::memory_order_relaxed) == seq ||
+             stopped_.load(std::memory_order_relaxed);
+    });
+    return !stopped_.load(std::memory_order_relaxed);
+  }
+
+  void stop() {
+    {
+      const std::lock_guard lock(read_mu_);
+      reading_done_ = true;
+    }
+    const std::lock_guard lock(turn_mu_);
+    stopped_.store(true, std::memory_order_release);
+    turn_cv_.notify_all();
   }
 
   logreader::LogReader& reader_;
   const maillog::Clock clock_;
   maillog::Tally& tally_;
-  const core::RuleSet& rules_;
-  const core::Classifier& classifier_;
-  std::mutex read_mu_;  // the reader, next_seq_, reading_done_, read_error_, spare_
+  std::mutex read_mu_;  // the reader, next_seq_, reading_done_, read_error_
   std::uint64_t next_seq_ = 0;
   bool reading_done_ = false;
   std::optional<Error> read_error_;
-  std::array<logreader::Chunk, 2> spare_;  // one recycled chunk per thread
-  std::mutex turn_mu_;                     // turn_, stopped_
+  std::mutex turn_mu_;  // changes of turn_ and stopped_, for turn_cv_'s waiters
   std::condition_variable turn_cv_;
-  std::uint64_t turn_ = 0;  // the chunk whose turn it is
-  bool stopped_ = false;
+  std::atomic<std::uint64_t> turn_{0};  // the chunk whose turn it is
+  std::atomic<bool> stopped_{false};
   std::optional<Error> error_;  // set in a turn
 };
 
@@ -475,7 +556,7 @@ Result<void> Run::read_file(const std::string& path) {
   // batch size, and written right after that turn, while the helper may feed the next chunk.
   std::optional<Error> commit_error;
   std::optional<Taken> taken;
-  TwoThreadRead reading(r, clock, tally_, rules_, classifier_);
+  TwoThreadRead reading(r, clock, tally_);
   const auto read_error = reading.run(
       [&](std::int64_t end, std::int64_t lines, bool main) {
         c.to = end;
