@@ -6,6 +6,7 @@
 #include <bit>
 #include <charconv>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -53,16 +54,37 @@ static_assert(std::endian::native == std::endian::little);
 
 constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-// starts_with against a literal: a constant-length compare the compiler inlines (the hot path
-// checks a few of these per line; a libc memcmp call each costs more than the compare).
+// The n (4 to 16) bytes at a and b are the same: two overlapping loads of 4 or 8 bytes each, so
+// a literal `b` folds into constants (GCC calls memcmp for some constant lengths).
+template <std::size_t n>
+[[gnu::always_inline]] inline bool same_bytes(const char* a, const char* b) {
+  static_assert(n >= 4 && n <= 16);
+  using Word = std::conditional_t<(n >= 8), std::uint64_t, std::uint32_t>;
+  constexpr std::size_t w = sizeof(Word);
+  Word a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+  std::memcpy(&a0, a, w);
+  std::memcpy(&a1, a + n - w, w);
+  std::memcpy(&b0, b, w);
+  std::memcpy(&b1, b + n - w, w);
+  return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
+// starts_with against a literal: a constant-length compare inlined (the hot path checks a few
+// of these per line; a libc memcmp call each costs more than the compare).
 template <std::size_t N>
-bool has_prefix(std::string_view s, const char (&lit)[N]) {
-  return s.size() >= N - 1 && __builtin_memcmp(s.data(), lit, N - 1) == 0;
+[[gnu::always_inline]] inline bool has_prefix(std::string_view s, const char (&lit)[N]) {
+  constexpr std::size_t n = N - 1;
+  if (s.size() < n) return false;
+  if constexpr (n >= 4 && n <= 16) {
+    return same_bytes<n>(s.data(), lit);
+  } else {
+    return __builtin_memcmp(s.data(), lit, n) == 0;
+  }
 }
 // s == lit the same way: a length check and a constant-length compare.
 template <std::size_t N>
-bool equals(std::string_view s, const char (&lit)[N]) {
-  return s.size() == N - 1 && __builtin_memcmp(s.data(), lit, N - 1) == 0;
+[[gnu::always_inline]] inline bool equals(std::string_view s, const char (&lit)[N]) {
+  return s.size() == N - 1 && has_prefix(s, lit);
 }
 
 // The first `c` in [p, end), or nullptr: memchr for the short runs of a syslog header (host,
@@ -896,11 +918,31 @@ std::optional<Delivery> parse_delivery(std::string_view message, std::string_vie
 }
 
 namespace {
-// How many of s's first bytes are ASCII letters and digits.
+// How many of s's first bytes are ASCII letters and digits: alnum_run() and, only when it ran
+// out of whole 16 bytes, one byte at a time.
 [[gnu::always_inline]] inline std::size_t leading_alnum(std::string_view s) {
   std::size_t n = alnum_run(s);
+  if (s.size() - n >= 16) return n;  // a byte that is neither among those 16
   while (n < s.size() && (kQidClass[static_cast<unsigned char>(s[n])] & 4) != 0) ++n;
   return n;
+}
+
+// No '=' in s's first 68 bytes: five 16-byte compares (the last overlapping) and one test, where
+// a scan that stops at the first '=' costs a branch per 16 bytes.
+[[gnu::always_inline]] inline bool no_equals_in_68(std::string_view s) {
+#if defined(__SSE2__)
+  if (s.size() >= 68) {
+    const __m128i eq = _mm_set1_epi8('=');
+    const auto at = [&](std::size_t i) {
+      return _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i)), eq);
+    };
+    const __m128i any = _mm_or_si128(_mm_or_si128(at(0), at(16)),
+                                     _mm_or_si128(_mm_or_si128(at(32), at(48)), at(52)));
+    return _mm_movemask_epi8(any) == 0;
+  }
+#endif
+  const auto head = s.substr(0, 68);
+  return find_byte(head.data(), head.data() + head.size(), '=') == nullptr;
 }
 
 // `program` is `name`, or ends in "/name" (a syslog tag with a prefix).
@@ -1135,10 +1177,7 @@ template <bool kFastHeader>
   if (colon + 1 >= msg.size() || msg[colon] != ':' || msg[colon + 1] != ' ') {
     // A delivery record's "to=" ends by column 67: without an '=' before it, none can follow
     // the first ": ", and most of these messages ("connect from ...") have none.
-    const auto head = msg.substr(0, 68);
-    colon = find_byte(head.data(), head.data() + head.size(), '=') == nullptr
-                ? std::string_view::npos
-                : find_colon_space(msg.substr(0, 66));
+    colon = no_equals_in_68(msg) ? std::string_view::npos : find_colon_space(msg.substr(0, 66));
   }
   if (colon != std::string_view::npos && colon < 64 && has_prefix(msg.substr(colon + 2), "to=")) {
     std::string_view why;
@@ -1155,57 +1194,68 @@ template <bool kFastHeader>
     out.queue_id = msg.substr(0, colon);
   const auto body = out.queue_id.empty() ? msg : msg.substr(colon + 2);
 
-  if (!out.queue_id.empty() && has_prefix(body, "from=")) {
-    // qmgr's "from=<...>, size=..., nrcpt=1 (queue active)" mostly: only ", status=expired" or
-    // ", status=force-expired" makes it an expiry.
-    for (std::size_t from = 0;;) {
-      const auto at = find_pair(body.substr(from), ',', ' ');
-      if (at == std::string_view::npos) break;
-      from += at + 2;
-      const auto after = body.substr(from);
-      if (has_prefix(after, "status=expired") || has_prefix(after, "status=force-expired")) {
-        out.kind = Kind::MessageExpired;
-        return;
+  // The bodies that matter start with 'f', 'w' or 'c': one look at the first byte spares the
+  // other lines these compares.
+  switch (body.empty() ? '\0' : body.front()) {
+    case 'f':
+      if (!out.queue_id.empty() && has_prefix(body, "from=")) {
+        // qmgr's "from=<...>, size=..., nrcpt=1 (queue active)" mostly: only ", status=expired"
+        // or ", status=force-expired" makes it an expiry.
+        for (std::size_t from = 0;;) {
+          const auto at = find_pair(body.substr(from), ',', ' ');
+          if (at == std::string_view::npos) break;
+          from += at + 2;
+          const auto after = body.substr(from);
+          if (has_prefix(after, "status=expired") || has_prefix(after, "status=force-expired")) {
+            out.kind = Kind::MessageExpired;
+            return;
+          }
+        }
       }
-    }
-  }
-  // smtp_connect.c: msg_warn("%s: bind %s: %m", myname, bind_addr).
-  if (out.queue_id.empty() && has_prefix(body, "warning: ")) {
-    auto w = body.substr(9);
-    const auto fn_end = w.find(": bind ");
-    if (fn_end != std::string_view::npos &&
-        w.substr(0, fn_end).find(' ') == std::string_view::npos) {
-      w.remove_prefix(fn_end + 7);
-      const auto addr_end = w.find(": ");
-      if (addr_end != std::string_view::npos && addr_end > 0) {
-        Failure f;
-        f.address = w.substr(0, addr_end);
-        f.reason = w.substr(addr_end + 2);
-        f.cannot_assign = has_prefix(f.reason, "Cannot assign requested address");
-        out.failure = f;
-        out.kind = Kind::BindFailure;
-        return;
+      break;
+    case 'w':
+      // smtp_connect.c: msg_warn("%s: bind %s: %m", myname, bind_addr).
+      if (out.queue_id.empty() && has_prefix(body, "warning: ")) {
+        auto w = body.substr(9);
+        const auto fn_end = w.find(": bind ");
+        if (fn_end != std::string_view::npos &&
+            w.substr(0, fn_end).find(' ') == std::string_view::npos) {
+          w.remove_prefix(fn_end + 7);
+          const auto addr_end = w.find(": ");
+          if (addr_end != std::string_view::npos && addr_end > 0) {
+            Failure f;
+            f.address = w.substr(0, addr_end);
+            f.reason = w.substr(addr_end + 2);
+            f.cannot_assign = has_prefix(f.reason, "Cannot assign requested address");
+            out.failure = f;
+            out.kind = Kind::BindFailure;
+            return;
+          }
+        }
       }
-    }
-  }
-  // smtp_connect.c: "connect to %s[%s]:%d: %s" (EADDRNOTAVAIL when the bind address is gone
-  // and the kernel cannot pick a source).
-  if (has_prefix(body, "connect to ")) {
-    const auto target = body.substr(11);
-    const auto end = target.find(": ");
-    if (end != std::string_view::npos) {
-      const auto e = split_endpoint(target.substr(0, end));
-      Failure f;
-      f.queue_id = out.queue_id;
-      f.host = e.host;
-      f.address = e.ip;
-      f.port = e.port;
-      f.reason = target.substr(end + 2);
-      f.cannot_assign = has_prefix(f.reason, "Cannot assign requested address");
-      out.failure = f;
-      out.kind = Kind::ConnectFailure;
-      return;
-    }
+      break;
+    case 'c':
+      // smtp_connect.c: "connect to %s[%s]:%d: %s" (EADDRNOTAVAIL when the bind address is gone
+      // and the kernel cannot pick a source).
+      if (has_prefix(body, "connect to ")) {
+        const auto target = body.substr(11);
+        const auto end = target.find(": ");
+        if (end != std::string_view::npos) {
+          const auto e = split_endpoint(target.substr(0, end));
+          Failure f;
+          f.queue_id = out.queue_id;
+          f.host = e.host;
+          f.address = e.ip;
+          f.port = e.port;
+          f.reason = target.substr(end + 2);
+          f.cannot_assign = has_prefix(f.reason, "Cannot assign requested address");
+          out.failure = f;
+          out.kind = Kind::ConnectFailure;
+          return;
+        }
+      }
+      break;
+    default: break;
   }
   out.kind = Kind::OtherPostfix;
   if (!out.queue_id.empty()) {
