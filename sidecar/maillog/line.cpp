@@ -927,6 +927,14 @@ namespace {
   return n;
 }
 
+// `out` is a bind or connect failure `f` for `reason`.
+void failed(ParsedLine& out, Kind kind, Failure f, std::string_view reason) {
+  f.reason = reason;
+  f.cannot_assign = has_prefix(reason, "Cannot assign requested address");
+  out.failure = f;
+  out.kind = kind;
+}
+
 // No '=' in s's first 68 bytes: five 16-byte compares (the last overlapping) and one test, where
 // a scan that stops at the first '=' costs a branch per 16 bytes.
 [[gnu::always_inline]] inline bool no_equals_in_68(std::string_view s) {
@@ -1225,11 +1233,7 @@ template <bool kFastHeader>
           if (addr_end != std::string_view::npos && addr_end > 0) {
             Failure f;
             f.address = w.substr(0, addr_end);
-            f.reason = w.substr(addr_end + 2);
-            f.cannot_assign = has_prefix(f.reason, "Cannot assign requested address");
-            out.failure = f;
-            out.kind = Kind::BindFailure;
-            return;
+            return failed(out, Kind::BindFailure, f, w.substr(addr_end + 2));
           }
         }
       }
@@ -1247,11 +1251,7 @@ template <bool kFastHeader>
           f.host = e.host;
           f.address = e.ip;
           f.port = e.port;
-          f.reason = target.substr(end + 2);
-          f.cannot_assign = has_prefix(f.reason, "Cannot assign requested address");
-          out.failure = f;
-          out.kind = Kind::ConnectFailure;
-          return;
+          return failed(out, Kind::ConnectFailure, f, target.substr(end + 2));
         }
       }
       break;
