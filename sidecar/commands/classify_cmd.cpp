@@ -4,11 +4,11 @@
 // keeps the cursors and writes the store.
 //
 // Idempotency: each log is known by its content identity (a hash of its first line) and read
-// from its stored cursor. Every batch (--batch lines; reading a file, a batch ends with the first
-// of the calling thread's chunks that reaches that many, so it may hold a few chunks of at most
-// 256 KiB more; exact with --follow) is committed in one transaction together with the cursor it
-// moves (Store::commit_classify), so a kill -9 leaves the store as the last commit left it and a
-// re-run carries on from there: the totals equal one clean run.
+// from its stored cursor. Every batch (--batch lines; reading a file, a batch ends with the read
+// chunk that reaches that many, so it may hold up to 256 KiB of lines more; exact with --follow)
+// is committed in one transaction together with the cursor it moves (Store::commit_classify), so
+// a kill -9 leaves the store as the last commit left it and a re-run carries on from there: the
+// totals equal one clean run.
 // Suppressions and pauses found in a batch are written before the batch is committed (they are
 // idempotent), so a crash between the two loses nothing.
 #include <sys/stat.h>
@@ -72,7 +72,7 @@ constexpr std::string_view kUsage =
     "                    copytruncate); commits every --interval; stops on SIGINT or SIGTERM\n"
     "  --interval SECS   --follow: longest time between commits (default 10)\n"
     "  --batch N         lines per store transaction (default 200000); reading a file,\n"
-    "                    a few read chunks (256 KiB each) more\n"
+    "                    up to one read chunk (256 KiB) more\n"
     "\n"
     "Exit status: 0 ok, 64 usage, 66 a log could not be read (the others were), 75 store\n"
     "unreachable, 78 rules error.";
@@ -139,9 +139,9 @@ struct Actions {
 // on the core that parsed them.
 class TwoThreadRead {
  public:
-  // After a chunk's turn: its end offset and line count, on either thread (`main` says which).
-  // false stops the read (the error is the callback's to keep).
-  using Done = std::function<bool(std::int64_t end, std::int64_t lines, bool main)>;
+  // In a chunk's turn, on either thread: its end offset and line count. false stops the read
+  // (the error is the callback's to keep).
+  using Done = std::function<bool(std::int64_t end, std::int64_t lines)>;
   // On the calling thread after each of its turns, outside the turn; false stops the read.
   using After = std::function<bool()>;
 
@@ -151,9 +151,9 @@ class TwoThreadRead {
   // Reads to the end (or to a read error, returned after the lines before it went in).
   std::optional<Error> run(const Done& done, const After& after) {
     maillog::Census other;
-    std::thread helper([&] { Worker(*this, other, done, {}, false).loop(); });
+    std::thread helper([&] { Worker(*this, other, done, {}).loop(); });
     maillog::Census mine;
-    Worker(*this, mine, done, after, true).loop();
+    Worker(*this, mine, done, after).loop();
     helper.join();
     tally_.add_census(mine);
     tally_.add_census(other);
@@ -180,8 +180,8 @@ class TwoThreadRead {
   // One thread's side: its census, the chunks it holds (oldest first) and room to reuse.
   class Worker {
    public:
-    Worker(TwoThreadRead& r, maillog::Census& census, const Done& done, After after, bool main)
-        : r_(r), census_(census), done_(done), after_(std::move(after)), main_(main) {}
+    Worker(TwoThreadRead& r, maillog::Census& census, const Done& done, After after)
+        : r_(r), census_(census), done_(done), after_(std::move(after)) {}
 
     void loop() {
       for (;;) {
@@ -281,7 +281,7 @@ class TwoThreadRead {
       while (!held_.empty() && r_.turn_.load(std::memory_order_acquire) == held_.front()->seq) {
         auto p = std::move(held_.front());
         held_.pop_front();
-        const bool go_on = r_.feed(*p, done_, main_);
+        const bool go_on = r_.feed(*p, done_);
         free_.push_back(std::move(p));
         // After every turn of this thread, the last too: nothing `done` left for it is lost.
         if (after_ && !after_()) {
@@ -297,19 +297,18 @@ class TwoThreadRead {
     maillog::Census& census_;
     const Done& done_;
     const After after_;  // empty on the helper
-    const bool main_;
     std::deque<std::unique_ptr<Parsed>> held_;
     std::vector<std::unique_ptr<Parsed>> free_;
   };
 
   // In `p`'s turn: hands it to the Tally and passes the turn on. false when the read is over
   // (the end marker, or `done` said stop).
-  bool feed(Parsed& p, const Done& done, bool main) {
+  bool feed(Parsed& p, const Done& done) {
     bool go_on = !p.last;
     if (!p.last) {
       tally_.count_lines(p.stamps);
       for (std::size_t i = 0; i < p.stateful; ++i) tally_.feed_state(p.parsed[i]);
-      go_on = done(p.chunk.end, p.lines, main);
+      go_on = done(p.chunk.end, p.lines);
     } else if (read_error_) {
       error_ = read_error_;  // read_error_ was set before the marker's seq was handed out
     }
@@ -551,26 +550,42 @@ Result<void> Run::read_file(const std::string& path) {
   if (!*started) return {};
   Cursor c = std::move(**started);
   ++files_read_;
-  // Commits happen on the calling thread only (the store is not the helper's to use): the batch
-  // is taken in the turn of the first of its chunks that brings the uncommitted lines to the
-  // batch size, and written right after that turn, while the helper may feed the next chunk.
+  // A batch is taken in the turn of the chunk that brings the uncommitted lines to the batch size,
+  // on either thread: where batches end depends on the log alone, not on which thread read what
+  // (so does what loop closing finds per batch). Commits happen on the calling thread only (the
+  // store is not the helper's to use), in order, right after its turns and after the read.
   std::optional<Error> commit_error;
-  std::optional<Taken> taken;
+  std::mutex taken_mu;
+  std::deque<Taken> taken;
+  const auto write_taken = [&] {
+    for (;;) {
+      std::optional<Taken> t;
+      {
+        const std::lock_guard lock(taken_mu);
+        if (taken.empty()) return true;
+        t = std::move(taken.front());
+        taken.pop_front();
+      }
+      if (auto ok = commit_taken(*t); !ok) {
+        commit_error = ok.error();
+        return false;
+      }
+    }
+  };
   TwoThreadRead reading(r, clock, tally_);
   const auto read_error = reading.run(
-      [&](std::int64_t end, std::int64_t lines, bool main) {
+      [&](std::int64_t end, std::int64_t lines) {
         c.to = end;
         c.lines += lines;
-        if (main && c.lines >= o_.batch) taken = take(c);
+        if (c.lines >= o_.batch) {
+          auto t = take(c);
+          const std::lock_guard lock(taken_mu);
+          taken.push_back(std::move(t));
+        }
         return true;
       },
-      [&] {
-        if (!taken) return true;
-        auto ok = commit_taken(*taken);
-        taken.reset();
-        if (!ok) commit_error = ok.error();
-        return ok.has_value();
-      });
+      write_taken);
+  if (!commit_error) write_taken();  // those the helper took after the calling thread's last turn
   if (commit_error) return tl::unexpected(*commit_error);
   if (read_error) {
     // The lines before the error are committed; the error is reported.

@@ -210,6 +210,26 @@ expect 0 "after concurrent runs" -- r classify --format json "$work/big2.log"
 [ $(($(val 'SELECT SUM(count) FROM reputation') - base)) = 200000 ] ||
   fail "concurrent runs counted $(($(val 'SELECT SUM(count) FROM reputation') - base)), want 200000"
 
+# --- the same log, the same report: batches end where the log says, not where a thread was ----
+# Seven addresses hard-bounce again and again among sent lines; with --batch 1000 every read chunk
+# ends a batch, and loop closing reports each address once per batch it bounced in.
+python3 - "$today" "$g" "$nouser" >"$work/bounces.log" <<'PY'
+import sys
+day, relay, said = sys.argv[1], sys.argv[2], sys.argv[3]
+for i in range(60000):
+    rcpt, st = f"u{i}@k{i % 50}.example", ("sent", "2.0.0", "250 ok")
+    if i % 997 == 0:
+        rcpt, st = f"gone{i % 7}@bounce.example", ("bounced", "5.1.1", said)
+    print(f"{day}T04:{(i // 3600) % 60:02d}:{i % 60:02d}.0+00:00 mta1 postfix/out05/smtp[7]: 7D{i:08X}: to=<{rcpt}>, relay={relay}, delay=1, delays=0/0/0/1, dsn={st[1]}, status={st[0]} ({st[2]})")
+PY
+for k in 1 2 3; do
+  r classify --dry-run --from-start --batch 1000 --format json "$work/bounces.log" >"$work/report$k" ||
+    fail "bounce log run $k failed"
+done
+cmp -s "$work/report1" "$work/report2" && cmp -s "$work/report1" "$work/report3" ||
+  fail "three dry runs over one log gave different reports: $(diff "$work/report1" "$work/report2" | head -c 300)"
+grep -q '"suppressions_total": [1-9]' "$work/report1" || fail "bounce log: no suppression reported"
+
 # --- --follow: appended lines, rotation by rename, then by copytruncate; SIGTERM commits ---------
 # followed: stored deliveries of the follow test (their replies carry enhanced status 2.1.7).
 followed() { val "SELECT COALESCE(SUM(count), 0) FROM reputation WHERE status = '2.1.7'"; }
