@@ -835,6 +835,52 @@ TEST_CASE("parse_line: a delivery record is one whatever stands before its queue
   }
 }
 
+TEST_CASE("parse_line: lines of services that log nothing classify needs are counted, not read") {
+  // postscreen, dnsblog, anvil, tlsproxy, tlsmgr, scache: their messages are never read, so even
+  // one shaped like a delivery record is only a Postfix line. Other services of the same name
+  // lengths are read as before.
+  struct Case {
+    const char* tag;
+    const char* message;
+    Kind kind;
+    const char* queue_id;
+  };
+  const std::string record =
+      "3A4B000000: to=<a@example.com>, relay=mx.example.com[192.0.2.1]:25, delay=1, "
+      "delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok)";
+  const Case cases[] = {
+      {"postfix/postscreen[1]", "CONNECT from [192.0.2.7]:1234 to [198.51.100.1]:25",
+       Kind::OtherPostfix, ""},
+      {"postfix/postscreen[1]", record.c_str(), Kind::OtherPostfix, ""},
+      {"postfix/dnsblog[2]", "addr 192.0.2.7 listed by domain zen.example.org as 127.0.0.2",
+       Kind::OtherPostfix, ""},
+      {"postfix/anvil[3]",
+       "statistics: max connection rate 1/60s for (smtp:192.0.2.7) at Jun  9 08:50:20",
+       Kind::OtherPostfix, ""},
+      {"postfix/tlsproxy[4]", "3A4B000000: removed", Kind::OtherPostfix, ""},
+      {"postfix/tlsmgr[5]", record.c_str(), Kind::OtherPostfix, ""},
+      {"postfix/scache[6]", record.c_str(), Kind::OtherPostfix, ""},
+      // Read: services that do log such things, and names that only share a length.
+      {"postfix/smtp[7]", record.c_str(), Kind::Delivery, "3A4B000000"},
+      {"postfix/cleanup[8]", "3A4B000000: message-id=<x@example.com>", Kind::OtherPostfix,
+       "3A4B000000"},
+      {"postfix/bounce[9]", "3A4B000000: sender non-delivery notification: 3C4D000000",
+       Kind::OtherPostfix, "3A4B000000"},
+      {"postfix/postscreen2[10]", "3A4B000000: removed", Kind::OtherPostfix, "3A4B000000"},
+  };
+  for (const auto& c : cases) {
+    // Long and short lines: the fast header path and the general one.
+    for (const std::string host : {"mx1", "relay-out-07.mail.example.net"}) {
+      const std::string l = std::string("Jun  9 08:50:20 ") + host + " " + c.tag + ": " + c.message;
+      CAPTURE(l);
+      const auto got = parse_line(l, kUtc);
+      CHECK(got.kind == c.kind);
+      CHECK(got.queue_id == c.queue_id);
+      CHECK(got.header.postfix);
+    }
+  }
+}
+
 TEST_CASE("parse_line: the fast reading of a header agrees with the general one, field for field") {
   // parse_line() reads the common header shape (" host program[pid]: " within the 64 bytes after
   // the stamp, in a line of 64 bytes or more) from bit masks; everything else, and every line it
