@@ -38,44 +38,35 @@ Fn symbol(void* handle, const char* name) {
   return fn;
 }
 
-struct Engine {
-  PgsqlOpenFn open = nullptr;
-  std::string error;  // why `open` is null
-};
-
-// Loaded once; the handle stays open until exit (the engine's code runs until then).
-const Engine& engine() {
-  static const Engine e = [] {
-    Engine r;
-    const std::string path = module_path();
-    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle == nullptr) {
-      // dlerror() names the path: "/x/store-pgsql.so: cannot open shared object file: ...".
-      const char* why = ::dlerror();
-      r.error = fmt::format(
-          "cannot load the PostgreSQL store engine: {} (a sqlite:// store needs no engine)",
-          why != nullptr ? std::string(why) : path + ": unknown error");
-      return r;
-    }
-    const auto version = symbol<PgsqlVersionFn>(handle, kPgsqlVersionSymbol);
-    const auto open = symbol<PgsqlOpenFn>(handle, kPgsqlOpenSymbol);
-    if (version == nullptr || open == nullptr) {
-      r.error = fmt::format("{} is not rampart's PostgreSQL store engine", path);
-    } else if (std::string_view(version()) != RAMPART_VERSION) {
-      r.error = fmt::format("{} is from rampart {}, this program is rampart {}", path, version(),
-                            RAMPART_VERSION);
-    } else {
-      r.open = open;
-    }
-    return r;
-  }();
-  return e;
-}
-
 }  // namespace
 
+PgsqlEngine load_pgsql_engine(const std::string& path) {
+  PgsqlEngine r;
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    // dlerror() names the path: "/x/store-pgsql.so: cannot open shared object file: ...".
+    const char* why = ::dlerror();
+    r.error = fmt::format(
+        "cannot load the PostgreSQL store engine: {} (a sqlite:// store needs no engine)",
+        why != nullptr ? std::string(why) : path + ": unknown error");
+    return r;
+  }
+  const auto version = symbol<PgsqlVersionFn>(handle, kPgsqlVersionSymbol);
+  const auto open = symbol<PgsqlOpenFn>(handle, kPgsqlOpenSymbol);
+  if (version == nullptr || open == nullptr) {
+    r.error = fmt::format("{} is not rampart's PostgreSQL store engine", path);
+  } else if (std::string_view(version()) != RAMPART_VERSION) {
+    r.error = fmt::format("{} is from rampart {}, this program is rampart {}", path, version(),
+                          RAMPART_VERSION);
+  } else {
+    r.open = open;
+  }
+  return r;
+}
+
 Result<std::unique_ptr<Sql>> open_pgsql(const std::string& url, const OpenOptions& options) {
-  const Engine& e = engine();
+  // Loaded once, on the first call.
+  static const PgsqlEngine e = load_pgsql_engine(module_path());
   if (e.open == nullptr) return fail(Errc::Config, e.error);
   Result<std::unique_ptr<Sql>> out = fail(Errc::Internal, "postgresql: the engine said nothing");
   e.open(&url, &options, &out);

@@ -63,6 +63,15 @@ inline constexpr const char* kPgsqlOpenSymbol = "rampart_store_pgsql_open";
 using PgsqlVersionFn = const char* (*)();
 using PgsqlOpenFn = void (*)(const std::string* url, const OpenOptions* options,
                              Result<std::unique_ptr<Sql>>* out);
+// The engine in the module at `path`: its open function, or (open null) why it cannot be used:
+// the module does not load, is not rampart's engine, or comes from another rampart version.
+// open_pgsql() loads its module this way, once; tests load others. A module that loads stays
+// loaded until exit.
+struct PgsqlEngine {
+  PgsqlOpenFn open = nullptr;
+  std::string error;
+};
+PgsqlEngine load_pgsql_engine(const std::string& path);
 
 // Migrations carried in the binary (generated from schema/<dialect>/NNNN_*.sql).
 struct Migration {
