@@ -1202,6 +1202,13 @@ template <bool kFastHeader>
   // still matters.
   std::size_t colon = leading_alnum(msg);
   if (colon + 1 >= msg.size() || msg[colon] != ':' || msg[colon + 1] != ' ') {
+    // smtpd logs nothing classify reads but a message's reception ("QID: client=..."): its
+    // other lines (connect, disconnect, TLS, NOQUEUE rejects: most of an MTA's smtpd lines) are
+    // only counted.
+    if (equals(h.service, "smtpd")) {
+      out.kind = Kind::OtherPostfix;
+      return;
+    }
     // A delivery record's "to=" ends by column 67: without an '=' before it, none can follow
     // the first ": ", and most of these messages ("connect from ...") have none.
     colon = no_equals_in_68(msg) ? std::string_view::npos : find_colon_space(msg.substr(0, 66));

@@ -837,8 +837,9 @@ TEST_CASE("parse_line: a delivery record is one whatever stands before its queue
 
 TEST_CASE("parse_line: lines of services that log nothing classify needs are counted, not read") {
   // postscreen, dnsblog, anvil, tlsproxy, tlsmgr, scache: their messages are never read, so even
-  // one shaped like a delivery record is only a Postfix line. Other services of the same name
-  // lengths are read as before.
+  // one shaped like a delivery record is only a Postfix line; nor are smtpd's, but for those
+  // that start with a queue id ("QID: client=..."). Other services of the same name lengths are
+  // read as before.
   struct Case {
     const char* tag;
     const char* message;
@@ -867,6 +868,13 @@ TEST_CASE("parse_line: lines of services that log nothing classify needs are cou
       {"postfix/bounce[9]", "3A4B000000: sender non-delivery notification: 3C4D000000",
        Kind::OtherPostfix, "3A4B000000"},
       {"postfix/postscreen2[10]", "3A4B000000: removed", Kind::OtherPostfix, "3A4B000000"},
+      {"postfix/smtpd[11]", "connect from unknown[192.0.2.7]", Kind::OtherPostfix, ""},
+      {"postfix/smtpd[11]", "odd text: to=<a@example.com>, relay=none, status=sent (x)",
+       Kind::OtherPostfix, ""},
+      {"postfix/smtp[12]", "odd text: to=<a@example.com>, relay=none, status=sent (x)",
+       Kind::Malformed, ""},
+      {"postfix/submission/smtpd[13]", "3A4B000000: client=unknown[192.0.2.7]", Kind::OtherPostfix,
+       "3A4B000000"},
   };
   for (const auto& c : cases) {
     // Long and short lines: the fast header path and the general one.
