@@ -922,7 +922,7 @@ namespace {
 // out of whole 16 bytes, one byte at a time.
 [[gnu::always_inline]] inline std::size_t leading_alnum(std::string_view s) {
   std::size_t n = alnum_run(s);
-  if (s.size() - n >= 16) return n;  // a byte that is neither among those 16
+  if (s.size() - n >= 16) return n;  // alnum_run() stopped at a byte that is neither
   while (n < s.size() && (kQidClass[static_cast<unsigned char>(s[n])] & 4) != 0) ++n;
   return n;
 }
@@ -1017,7 +1017,8 @@ void note_tracked_program(ParsedLine& out) {
   const char* base = r;
   unsigned shift = 0;
   if (n < 64) {
-    if (r + n - line_start < 64) return false;
+    // An empty rest (a stamp with a long fraction can take a whole line) would shift by 64.
+    if (n == 0 || r + n - line_start < 64) return false;
     base = r + n - 64;
     shift = static_cast<unsigned>(64 - n);
   }

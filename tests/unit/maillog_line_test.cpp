@@ -961,6 +961,14 @@ TEST_CASE("parse_line: the fast reading of a header agrees with the general one,
       ++(general.header.postfix ? long_postfix : long_other);
     }
   }
+  // A stamp that takes the whole line (RFC 3339 allows any number of fraction digits): nothing
+  // is left after it, the fast reading must not run on it.
+  const std::string all_stamp = "2026-06-09T08:50:20." + std::string(70, '1') + "Z";
+  ParsedLine fast, general;
+  parse_line(all_stamp, kUtc, fast);
+  detail::parse_line_general(all_stamp, kUtc, general);
+  CHECK(fast.why == "no host");
+  CHECK(detail::first_difference(fast, general) == "");
   // Every kind of case is well represented.
   CHECK(long_postfix > 3500);
   CHECK(long_other > 4500);
