@@ -932,7 +932,7 @@ namespace {
 // messages matters to classify, which counts their lines and reads no further (an inbound MTA
 // logs many of them: half the lines of the bench's real log are postscreen's and dnsblog's).
 [[gnu::always_inline]] inline bool quiet_service(std::string_view s) {
-  switch (s.size()) {
+  switch (s.size()) {  // each case is its name's size: the prefix compare is an equality
     case 5: return has_prefix(s, "anvil");
     case 6: return has_prefix(s, "tlsmgr") || has_prefix(s, "scache");
     case 7: return has_prefix(s, "dnsblog");
@@ -1067,10 +1067,7 @@ void note_tracked_program(ParsedLine& out) {
     const auto slash = static_cast<std::size_t>(63 - __builtin_clzll(slashes));
     if (slash > 0 && slash + 1 < program_size) {
       const std::string_view service(tag + slash + 1, program_size - slash - 1);
-      // "postfix" as two overlapping 4-byte compares, inlined.
-      const bool named = program_size >= 7 && __builtin_memcmp(tag, "post", 4) == 0 &&
-                         __builtin_memcmp(tag + 3, "tfix", 4) == 0;
-      if (named || postfix_daemon(service)) {
+      if (has_prefix(std::string_view(tag, program_size), "postfix") || postfix_daemon(service)) {
         h.postfix = true;
         h.syslog_name = std::string_view(tag, slash);
         h.service = service;
