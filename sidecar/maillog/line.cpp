@@ -77,6 +77,11 @@ template <std::size_t N>
   if (s.size() < n) return false;
   if constexpr (n >= 4 && n <= 16) {
     return same_bytes<n>(s.data(), lit);
+  } else if constexpr (n < 4) {
+    // Byte by byte: GCC calls memcmp for these lengths too.
+    bool same = true;
+    for (std::size_t i = 0; i < n; ++i) same = same && s[i] == lit[i];
+    return same;
   } else {
     return __builtin_memcmp(s.data(), lit, n) == 0;
   }
@@ -221,7 +226,8 @@ std::string_view without_in_reply_to(std::string_view reply) {
 // The position of the last '/' in the n bytes at p, or npos; the 16 bytes before p + n must be
 // readable from `readable` on (the line's start: a tag follows a stamp and a host). One 16-byte
 // compare covers every Postfix tag's service name.
-std::size_t last_slash(const char* readable, const char* p, std::size_t n) {
+[[gnu::always_inline]] inline std::size_t last_slash(const char* readable, const char* p,
+                                                     std::size_t n) {
 #if defined(__SSE2__)
   if (p + n - readable >= 16) {
     const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + n - 16));
@@ -1060,11 +1066,10 @@ void note_tracked_program(ParsedLine& out) {
   h.host = std::string_view(r + 1, host_end - 1);
   h.program = std::string_view(tag, program_size);
   h.message = std::string_view(r + tag_space + 1, n - tag_space - 1);
-  // The program's last '/' (tag_begin + program_size < 64: the tag's ": " is in the mask).
-  const std::uint64_t slashes =
-      (mask_of('/') & ((std::uint64_t{1} << (tag_begin + program_size)) - 1)) >> tag_begin;
-  if (slashes != 0) {
-    const auto slash = static_cast<std::size_t>(63 - __builtin_clzll(slashes));
+  // The program's last '/': one 16-byte compare that ends at the program's end (a third of
+  // the instructions of a 64-byte mask).
+  const std::size_t slash = last_slash(line_start, tag, program_size);
+  if (slash != std::string_view::npos) {
     if (slash > 0 && slash + 1 < program_size) {
       const std::string_view service(tag + slash + 1, program_size - slash - 1);
       if (has_prefix(std::string_view(tag, program_size), "postfix") || postfix_daemon(service)) {
