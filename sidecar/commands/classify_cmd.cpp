@@ -245,6 +245,8 @@ class TwoThreadRead {
       const char* at = p.chunk.text.data();
       const char* const end = at + p.chunk.text.size();
       std::int64_t look = kLook;
+      // parsed.size(), kept here: the vector's own is a subtraction and a division every line.
+      std::size_t room = p.parsed.size();
       while (at < end) {
         const void* nl = std::memchr(at, '\n', static_cast<std::size_t>(end - at));
         const char* const line_end = nl != nullptr ? static_cast<const char*>(nl) : end;
@@ -261,7 +263,10 @@ class TwoThreadRead {
           continue;
         }
         // Parsed into the next free slot, which only a stateful line keeps.
-        if (p.stateful == p.parsed.size()) p.parsed.emplace_back();
+        if (p.stateful == room) {
+          p.parsed.emplace_back();
+          ++room;
+        }
         auto& pl = p.parsed[p.stateful];
         maillog::parse_line(line, r_.clock_, pl);
         if (pl.dated) {
