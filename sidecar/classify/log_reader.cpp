@@ -385,6 +385,17 @@ Result<std::optional<Line>> LogReader::next() {
 Result<std::optional<Chunk>> LogReader::next_chunk(Chunk recycled) {
   // Fill the buffer first: the bigger the chunk, the fewer hand-overs.
   if (!skipping_ && !eof_ && (end_ - begin_) < cap_ / 2) {
+    if (recycled.storage != nullptr && recycled.capacity == cap_) {
+      // Read into the recycled storage, which the caller's thread parsed last (it is in that
+      // core's cache), not into buf_, which the other reading thread filled last: then the
+      // kernel's copy does not pull each cache line over from the other core. The bytes
+      // pending (the unfinished line after the last chunk) move along.
+      const std::size_t pending = end_ - begin_;
+      if (pending > 0) std::memcpy(recycled.storage.get(), buf_.get() + begin_, pending);
+      std::swap(recycled.storage, buf_);
+      begin_ = 0;
+      end_ = pending;
+    }
     if (auto n = fill(); !n && end_ == begin_) return tl::unexpected(n.error());
     // An error with lines still buffered: they go first, the next call reports it.
   }
