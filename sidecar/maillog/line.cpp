@@ -1005,10 +1005,11 @@ void note_tracked_program(ParsedLine& out) {
 }
 // The header after the stamp (`rest`: " host tag: message") in its common shape, read from bit
 // masks of 64 bytes at once instead of a scan per field: one space, the host, one space, a tag
-// whose ": " is within the 64 bytes, a pid of at most seven digits. Sets host, program, pid_text,
-// message and, for a Postfix tag, syslog_name, service and postfix, exactly as the general
-// reading in parse_line_with() would (`h`'s are empty on entry), and returns true. false, having
-// set nothing, for every other shape, and wherever the general reading would find the line
+// whose ": " is within the 64 bytes, a pid of at most seven digits. Sets every header field but
+// time (host, program, pid_text, message, and for a Postfix tag syslog_name, service and postfix;
+// the absent ones empty) exactly as the general reading in parse_line_with() would, and returns
+// true. false, having set nothing, for every other shape, and wherever the general reading would
+// find the line
 // malformed: that reading then runs and says why. Needs the 64 bytes that end at the line's end,
 // or those from `rest` on, to be the line's (lines of fewer than 64 bytes take the general
 // reading), and 8 bytes before `rest`.
@@ -1056,29 +1057,37 @@ void note_tracked_program(ParsedLine& out) {
   const char* const tag = r + tag_begin;
   const std::size_t tag_size = tag_space - 1 - tag_begin;
   std::size_t program_size = tag_size;
+  std::string_view pid_text;
   if (tag[tag_size - 1] == ']') {
     std::size_t open = tag_size - 1;
     if (!trailing_digits(tag + open, open)) return false;  // 8+ digits
     if (open <= 1 || tag[open - 1] != '[' || open == tag_size - 1) return false;
-    h.pid_text = std::string_view(tag + open, tag_size - 1 - open);
+    pid_text = std::string_view(tag + open, tag_size - 1 - open);
     program_size = open - 1;
   }
+  // From here on every header field is set, the absent ones to empty: parse_line() clears them
+  // only for the other readings.
   h.host = std::string_view(r + 1, host_end - 1);
   h.program = std::string_view(tag, program_size);
   h.message = std::string_view(r + tag_space + 1, n - tag_space - 1);
+  h.pid_text = pid_text;
   // The program's last '/': one 16-byte compare that ends at the program's end (a third of
   // the instructions of a 64-byte mask).
   const std::size_t slash = last_slash(line_start, tag, program_size);
-  if (slash != std::string_view::npos) {
-    if (slash > 0 && slash + 1 < program_size) {
-      const std::string_view service(tag + slash + 1, program_size - slash - 1);
-      if (has_prefix(std::string_view(tag, program_size), "postfix") || postfix_daemon(service)) {
-        h.postfix = true;
-        h.syslog_name = std::string_view(tag, slash);
-        h.service = service;
-      }
+  bool postfix = false;
+  std::string_view syslog_name, service;
+  if (slash != std::string_view::npos && slash > 0 && slash + 1 < program_size) {
+    service = std::string_view(tag + slash + 1, program_size - slash - 1);
+    postfix = has_prefix(std::string_view(tag, program_size), "postfix") || postfix_daemon(service);
+    if (postfix) {
+      syslog_name = std::string_view(tag, slash);
+    } else {
+      service = {};
     }
   }
+  h.postfix = postfix;
+  h.syslog_name = syslog_name;
+  h.service = service;
   return true;
 #else
   (void)line_start;
@@ -1101,15 +1110,18 @@ template <bool kFastHeader>
   // Field by field again: `out.header = Header{}` compiles to a slow `rep stos`.
   Header& h = out.header;
   h.time = 0;
-  // One by one: a chained `a = b = {}` reloads each view just stored, and a 16-byte load of two
-  // 8-byte stores cannot be forwarded (a stall of some 20 cycles, every line).
-  h.host = {};
-  h.program = {};
-  h.syslog_name = {};
-  h.service = {};
-  h.message = {};
-  h.pid_text = {};
-  h.postfix = false;
+  // The rest of the header is cleared where a reading leaves fields unset (fast_header() sets
+  // them all). One by one: a chained `a = b = {}` reloads each view just stored, and a 16-byte
+  // load of two 8-byte stores cannot be forwarded (a stall of some 20 cycles, every line).
+  const auto clear_header = [&h] {
+    h.host = {};
+    h.program = {};
+    h.syslog_name = {};
+    h.service = {};
+    h.message = {};
+    h.pid_text = {};
+    h.postfix = false;
+  };
   out.queue_id = {};
   out.delivery.reset();
   out.failure.reset();
@@ -1124,11 +1136,15 @@ template <bool kFastHeader>
     // RFC 3339 stamps start with the year's digits, classic ones with the month's name.
     auto t = !line.empty() && is_digit(line.front()) ? parse_rfc3339_stamp(line, clock, used)
                                                      : classic_stamp_uncached(line, clock, used);
-    if (!t) return malformed("no timestamp");
+    if (!t) {
+      clear_header();
+      return malformed("no timestamp");
+    }
     h.time = *t;
   }
   out.dated = true;
   if (!kFastHeader || !fast_header(line.data(), line.substr(used), h)) {
+    clear_header();
     std::string_view rest = line.substr(used);
     if (rest.empty() || rest.front() != ' ') return malformed("no host");
     while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);

@@ -2,7 +2,8 @@
 // reference time taken from the first bytes. Must never crash, hang or throw, and every view it
 // returns must point into the line; a Delivery always carries its record, a failure kind its
 // Failure, and Malformed a reason. A delivery's reply is the one a plain reading finds, and the
-// whole reading is the general one's (detail::parse_line_general), fast header path or not.
+// whole reading is the general one's (detail::parse_line_general), fast header path or not, and
+// the same into a ParsedLine reused from the input before.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -79,6 +80,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   ParsedLine general;
   detail::parse_line_general(g_line, clock, general);
   if (!detail::first_difference(p, general).empty()) std::abort();
+  // Into a ParsedLine the previous input was read into (views compared by place, never read):
+  // nothing of that reading may remain.
+  static ParsedLine reused;
+  parse_line(g_line, clock, reused);
+  if (!detail::first_difference(reused, p).empty()) std::abort();
   if (const auto d = parse_delivery(g_line, "smtp")) check_delivery(*d);
   return 0;
 }
