@@ -975,10 +975,12 @@ void failed(ParsedLine& out, Kind kind, Failure f, std::string_view reason) {
 }
 
 // `program` is `name`, or ends in "/name" (a syslog tag with a prefix).
-bool program_is(std::string_view program, std::string_view name) {
-  if (program == name) return true;
-  return program.size() > name.size() && program.ends_with(name) &&
-         program[program.size() - name.size() - 1] == '/';
+// Against a literal, the compare inlined (has_prefix()): every other program's line asks twice.
+template <std::size_t N>
+bool program_is(std::string_view program, const char (&name)[N]) {
+  constexpr std::size_t n = N - 1;
+  if (program.size() < n || !has_prefix(program.substr(program.size() - n), name)) return false;
+  return program.size() == n || program[program.size() - n - 1] == '/';
 }
 
 // The events of rampart-milter's and OpenDKIM's lines (a NotPostfix `out`): the queue id that
