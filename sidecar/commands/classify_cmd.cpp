@@ -254,14 +254,18 @@ class TwoThreadRead {
       const char* at = p.chunk.text.data();
       const char* const end = at + p.chunk.text.size();
       std::int64_t look = kLook;
-      // parsed.size(), kept here: the vector's own is a subtraction and a division every line.
+      // Counts and the next slot in locals, stored into `p` after the loop: members (and the
+      // vector's size, a subtraction and a division) would be reloaded after every parse_line().
+      std::int64_t lines = 0;
+      std::size_t stateful = 0;
       std::size_t room = p.parsed.size();
+      maillog::ParsedLine* slots = p.parsed.data();
       while (at < end) {
         const void* nl = std::memchr(at, '\n', static_cast<std::size_t>(end - at));
         const char* const line_end = nl != nullptr ? static_cast<const char*>(nl) : end;
         const std::string_view line(at, static_cast<std::size_t>(line_end - at));
         at = nl != nullptr ? line_end + 1 : end;
-        ++p.lines;
+        ++lines;
         if (--look == 0) {
           look = kLook;
           // The turn of a chunk held may be here: take it now, not after this chunk.
@@ -272,11 +276,12 @@ class TwoThreadRead {
           continue;
         }
         // Parsed into the next free slot, which only a stateful line keeps.
-        if (p.stateful == room) {
+        if (stateful == room) {
           p.parsed.emplace_back();
           ++room;
+          slots = p.parsed.data();
         }
-        auto& pl = p.parsed[p.stateful];
+        auto& pl = slots[stateful];
         maillog::parse_line(line, r_.clock_, pl);
         if (pl.dated) {
           p.stamps.add(pl.header.time);
@@ -284,8 +289,10 @@ class TwoThreadRead {
           p.stamps.add_undated();
         }
         census_.count(pl);
-        if (maillog::Tally::stateful(pl)) ++p.stateful;
+        if (maillog::Tally::stateful(pl)) ++stateful;
       }
+      p.lines = lines;
+      p.stateful = stateful;
       return true;
     }
 
