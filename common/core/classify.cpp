@@ -145,27 +145,35 @@ struct DsnParts {
   std::array<std::uint64_t, 3> key{};
   std::size_t n = 0;  // 0: empty
 
-  // Distinct for distinct parts: the length sits above the bytes, and no shorter part reaches it.
-  static std::uint64_t key_of(std::string_view p) {
-    if (p.size() > 7) return kLong;
-    std::uint64_t k = p.size();
-    for (const char c : p) k = (k << 8) | static_cast<unsigned char>(c);
-    return k;
-  }
+  // A part's key: its length shifted above its bytes (distinct for distinct parts: no shorter
+  // part reaches a longer one's length bits), kLong for 8 bytes or more. "*" is:
   static constexpr std::uint64_t kStar = (std::uint64_t{1} << 8) | '*';
 
+  // One pass (every delivery classified cuts its dsn): each part's key is built as its bytes
+  // go by.
   explicit DsnParts(std::string_view s = {}) {
     if (s.empty()) return;
     std::size_t start = 0;
-    for (std::size_t i = 0; i <= s.size(); ++i) {
-      if (i < s.size() && s[i] != '.') continue;
+    std::uint64_t bytes = 0;
+    const auto close = [&](std::size_t end) {
       if (n < part.size()) {
-        part[n] = s.substr(start, i - start);
-        key[n] = key_of(part[n]);
+        const std::size_t len = end - start;
+        part[n] = s.substr(start, len);
+        key[n] = len > 7 ? kLong : (std::uint64_t{len} << (8 * len)) | bytes;
       }
       ++n;
-      start = i + 1;
+    };
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const char c = s[i];
+      if (c == '.') {
+        close(i);
+        start = i + 1;
+        bytes = 0;
+      } else {
+        bytes = (bytes << 8) | static_cast<unsigned char>(c);
+      }
     }
+    close(s.size());
   }
 
   // dsn_matches(pattern, dsn) for pattern = *this.
