@@ -132,6 +132,49 @@ TEST_CASE("parse_line: classic stamps of every day, read in runs as a log has th
   }
 }
 
+TEST_CASE("parse_line: classic stamps second by second, across the minute and the year turn") {
+  // A busy log's next line is mostly the next second of the same minute, which parse_line()
+  // reads off the stamp before it. Where the year turns inside a minute (the reference is
+  // 2026-07-01T12:00:30Z: a stamp after 2026-07-02T12:00:30 is last year's), and around a leap
+  // second, it must give what a fresh reading of each stamp gives; so must stamps going back.
+  const Clock clock{1782907230, 0};
+  const auto want_of = [&](int day, int h, int mi, int se) {
+    std::optional<core::UnixTime> want;
+    std::size_t used = 0;
+    for (int y = 2027; y > 2020 && !want; --y) {
+      char iso[40];
+      std::snprintf(iso, sizeof iso, "%04d-07-%02dT%02d:%02d:%02dZ", y, day, h, mi, se);
+      const auto t = parse_rfc3339_stamp(iso, clock, used);
+      if (t && *t <= clock.reference + 86400) want = t;
+    }
+    return want;
+  };
+  struct Stamp {
+    int day, h, mi, se;
+  };
+  std::vector<Stamp> run;
+  for (int t = 11 * 3600 + 59 * 60; t < 12 * 3600 + 2 * 60; ++t)
+    run.push_back({2, t / 3600, t / 60 % 60, t % 60});  // the turn, second by second
+  for (const Stamp st :
+       {Stamp{1, 10, 0, 58}, Stamp{1, 10, 0, 59}, Stamp{1, 10, 0, 60}, Stamp{1, 10, 0, 30},
+        Stamp{1, 10, 1, 0}, Stamp{1, 10, 1, 59}, Stamp{1, 10, 1, 5}, Stamp{2, 12, 0, 10},
+        Stamp{2, 12, 0, 50}, Stamp{2, 12, 0, 20}})
+    run.push_back(st);
+  std::size_t last_year = 0;
+  for (const auto& st : run) {
+    char classic[32];
+    std::snprintf(classic, sizeof classic, "Jul %2d %02d:%02d:%02d", st.day, st.h, st.mi, st.se);
+    CAPTURE(classic);
+    const auto want = want_of(st.day, st.h, st.mi, st.se);
+    REQUIRE(want.has_value());
+    const auto got = parse_line(std::string(classic) + " mx1 postfix/qmgr[1]: x", clock);
+    REQUIRE(got.dated);
+    CHECK(got.header.time == *want);
+    if (core::format_utc(*want).starts_with("2025")) ++last_year;
+  }
+  CHECK(last_year == 89 + 1);  // 12:00:31-12:01:59, and 12:00:50 again
+}
+
 TEST_CASE("parse_line: bad timestamps are Malformed, never guessed") {
   const char* lines[] = {
       "",
