@@ -36,9 +36,12 @@
 # Each tool reads the log from a warm page cache (it is read once before every tool). Wall time is
 # taken around the command (EPOCHREALTIME), user and system CPU and max RSS from /usr/bin/time
 # (without it, CPU from bash's `times` and no RSS). Each tool runs CLASSIFY_BENCH_RUNS times
-# (wc -l and rampart on the whole log by turns; default 3; pflogsumm
+# (wc -l and rampart on the whole log by turns; default 7; pflogsumm
 # CLASSIFY_BENCH_PFLOGSUMM_RUNS, default 1) and the run with the median wall
-# time is reported. MB/s are 10^6 bytes per wall-clock second.
+# time is reported. MB/s are 10^6 bytes per wall-clock second. The wc -l target is judged on the
+# median of the per-turn ratios (each rampart run against the wc -l run right before it: the
+# same stretch of a shared machine, whose speed drifts by 30% and more from one second to the
+# next on the 2-CPU VMs this was written on); the ratio of the medians is printed beside it.
 #
 # Sanity: rampart's summary "deliveries" must equal the remote delivery records counted by
 # grep and awk straight from the log (to=<...> records with status sent, deferred, bounced or
@@ -63,7 +66,7 @@ build_arg=${1:-build/ci}
 [[ -d $build_arg ]] || { printf 'classify_bench.sh: no build directory %s\n' "$build_arg" >&2; exit 1; }
 build=$(cd "$build_arg" && pwd)
 size_mb=${CLASSIFY_BENCH_MB:-1024}
-runs=${CLASSIFY_BENCH_RUNS:-3}
+runs=${CLASSIFY_BENCH_RUNS:-7}
 pf_runs=${CLASSIFY_BENCH_PFLOGSUMM_RUNS:-1}
 corpus=${CLASSIFY_BENCH_CORPUS:-/work/shared/corpus/postfix-logs/pixelpark-postfix-logsums/mail.log}
 for n in "$size_mb" "$runs" "$pf_runs"; do [[ $n =~ ^[1-9][0-9]*$ ]] || usage; done
@@ -302,10 +305,22 @@ if [[ -n ${R_WALL[rampart/full]:-} ]]; then
       "$(mbps rampart/full)" "$(mbps pflogsumm/full)" "$(verdict "$ok")"
   fi
   if [[ -n ${R_WALL[wc/full]:-} ]]; then
-    read -r q ok < <(awk -v r="${R_WALL[rampart/full]}" -v w="${R_WALL[wc/full]}" \
-      'BEGIN { q = w > 0 ? r / w : 0; printf "%.1f %d\n", q, (q <= 3) }')
-    printf 'rampart vs wc -l: %sx the wall time (%s vs %s MB/s; target <= 3x): %s\n' "$q" \
-      "$(mbps rampart/full)" "$(mbps "wc/full")" "$(verdict "$ok")"
+    # Judged per pair: the i-th rampart run against the wc -l run just before it. Both then met
+    # the same stretch of a shared machine, whose speed drifts by more than the margin between
+    # runs; the median of those ratios is what is compared with 3. The ratio of the two tools'
+    # medians is printed too.
+    read -r q ok n lo hi < <(paste -d ' ' <(printf '%s' "${RUNS[wc/full]}" | awk '{ print $1 }') \
+      <(printf '%s' "${RUNS[rampart/full]}" | awk '{ print $1 }') |
+      awk '$1 > 0 && $2 != "" { printf "%.6f\n", $2 / $1 }' | sort -n |
+      awk '{ r[++n] = $1 }
+        END { m = n == 0 ? 0 : n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
+              printf "%.2f %d %d %.2f %.2f\n", m, (n > 0 && m <= 3), n, r[1], r[n] }')
+    read -r qm < <(awk -v r="${R_WALL[rampart/full]}" -v w="${R_WALL[wc/full]}" \
+      'BEGIN { printf "%.2f\n", (w > 0 ? r / w : 0) }')
+    printf 'rampart vs wc -l: %sx the wall time, median of %s back-to-back pairs (%s-%sx; the' \
+      "$q" "$n" "$lo" "$hi"
+    printf ' medians alone: %sx, %s vs %s MB/s; target <= 3x): %s\n' "$qm" "$(mbps rampart/full)" \
+      "$(mbps "wc/full")" "$(verdict "$ok")"
   fi
   if [[ -n ${R_WALL[rampart/quarter]:-} && ${R_RSS[rampart/full]} != - ]]; then
     read -r q ok < <(awk -v f="${R_RSS[rampart/full]}" -v h="${R_RSS[rampart/quarter]}" \
