@@ -1037,10 +1037,9 @@ void note_tracked_program(ParsedLine& out) {
 // time (host, program, pid_text, message, and for a Postfix tag syslog_name, service and postfix;
 // the absent ones empty) exactly as the general reading in parse_line_with() would, and returns
 // true. false, having set nothing, for every other shape, and wherever the general reading would
-// find the line
-// malformed: that reading then runs and says why. Needs the 64 bytes that end at the line's end,
-// or those from `rest` on, to be the line's (lines of fewer than 64 bytes take the general
-// reading), and 8 bytes before `rest`.
+// find the line malformed: that reading then runs and says why. Needs the 64 bytes that end at
+// the line's end, or those from `rest` on, to be the line's (lines of fewer than 64 bytes take
+// the general reading), and 8 bytes before `rest`.
 [[gnu::always_inline]] inline bool fast_header(const char* line_start, std::string_view rest,
                                                Header& h) {
 #if defined(__SSE2__)
