@@ -1046,7 +1046,7 @@ void note_tracked_program(ParsedLine& out) {
   const char* const r = rest.data();
   const std::size_t n = rest.size();
   if (r - line_start < 8) return false;
-  // The 64 bytes loaded: from `rest` on, or the line's last 64 (then bits for bytes before
+  // The 64 bytes read: from `rest` on, or the line's last 64 (then bits for bytes before
   // `rest` are shifted out).
   const char* base = r;
   unsigned shift = 0;
@@ -1056,21 +1056,16 @@ void note_tracked_program(ParsedLine& out) {
     base = r + n - 64;
     shift = static_cast<unsigned>(64 - n);
   }
-  const auto load = [base](int i) {
-    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + 16 * i));
-  };
-  const __m128i b0 = load(0), b1 = load(1), b2 = load(2), b3 = load(3);
-  const auto mask_of = [&](char c) {
-    const __m128i v = _mm_set1_epi8(c);
-    const auto m = [&v](__m128i b) {
-      return static_cast<std::uint64_t>(
-          static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(b, v))));
-    };
-    return (m(b0) | (m(b1) << 16) | (m(b2) << 32) | (m(b3) << 48)) >> shift;
+  // The spaces of the i-th 16 bytes, as bits 16i to 16i + 15.
+  const __m128i space = _mm_set1_epi8(' ');
+  const auto spaces_in = [base, space](int i) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + 16 * i));
+    const auto m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(b, space)));
+    return static_cast<std::uint64_t>(m) << (16 * i);
   };
   // Bit i: rest[i] is a space. Bit 0 is the one after the stamp; a second space right after it
   // (a padded host column) is left to the general reading.
-  std::uint64_t spaces = mask_of(' ');
+  std::uint64_t spaces = (spaces_in(0) | spaces_in(1) | spaces_in(2) | spaces_in(3)) >> shift;
   if ((spaces & 3) != 1) return false;
   spaces &= spaces - 1;
   if (spaces == 0) return false;
